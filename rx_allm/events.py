@@ -1,0 +1,150 @@
+"""The event vocabulary: immutable pydantic models discriminated by ``type``.
+
+Payload fields are open for additions; adding a new ``type`` is a breaking change.
+``parse_event`` turns the JSON form (``event.model_dump(mode="json")``) back into
+the typed event.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from rx_allm.models import FinishReason, Message, Usage
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class MessageStarted(_Event):
+    """First event of every adapter stream: an empty assistant message."""
+
+    type: Literal["message_started"] = "message_started"
+    message: Message = Field(default_factory=lambda: Message(role="assistant"))
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class TextDelta(_Event):
+    """A non-empty fragment of the reply's text."""
+
+    type: Literal["text_delta"] = "text_delta"
+    id: str | None = None
+    delta: str
+
+
+class TextCompleted(_Event):
+    """The full text of one text block (Fake, Anthropic)."""
+
+    type: Literal["text_completed"] = "text_completed"
+    id: str | None = None
+    text: str
+
+
+class ToolCallStarted(_Event):
+    """A tool call opened."""
+
+    type: Literal["tool_call_started"] = "tool_call_started"
+    id: str
+    name: str
+
+
+class ToolCallDelta(_Event):
+    """A non-empty fragment of a tool call's JSON arguments."""
+
+    type: Literal["tool_call_delta"] = "tool_call_delta"
+    id: str
+    arguments_delta: str
+
+
+class ToolCallCompleted(_Event):
+    """The assembled call; ``arguments`` is ``{}`` when the JSON is not an object."""
+
+    type: Literal["tool_call_completed"] = "tool_call_completed"
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    raw_arguments: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RawChunk(_Event):
+    """Provider extras; ``kind="usage"`` carries a :class:`~rx_allm.models.Usage`."""
+
+    type: Literal["raw_chunk"] = "raw_chunk"
+    kind: str
+    data: Any = None
+
+    @model_validator(mode="after")
+    def _usage_from_dict(self) -> RawChunk:
+        if self.kind == "usage" and isinstance(self.data, dict):
+            object.__setattr__(self, "data", Usage.model_validate(self.data))
+        return self
+
+
+class MessageCompleted(_Event):
+    """Exactly once, last, on success: the final assistant message with its tool calls."""
+
+    type: Literal["message_completed"] = "message_completed"
+    message: Message
+    finish_reason: FinishReason | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+Event = Annotated[
+    Union[
+        MessageStarted,
+        TextDelta,
+        TextCompleted,
+        ToolCallStarted,
+        ToolCallDelta,
+        ToolCallCompleted,
+        RawChunk,
+        MessageCompleted,
+    ],
+    Field(discriminator="type"),
+]
+
+#: Tags reserved for orchestration layers; never emitted by adapters.
+RESERVED_TYPES: frozenset[str] = frozenset(
+    {
+        "tool_execution_started",
+        "tool_execution_completed",
+        "tool_result_encoded",
+        "ask_user_requested",
+        "tool_halt",
+        "step_completed",
+        "chat_completed",
+    }
+)
+
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(data: dict[str, Any] | str | bytes) -> Event:
+    """Parse an event from its dict or JSON form."""
+    if isinstance(data, (str, bytes)):
+        return _EVENT_ADAPTER.validate_json(data)
+    return _EVENT_ADAPTER.validate_python(data)
+
+
+def usage_chunk(usage: Usage) -> RawChunk:
+    """The usage event adapters emit (always passes the runner's filters)."""
+    return RawChunk(kind="usage", data=usage)
+
+
+__all__ = [
+    "Event",
+    "MessageCompleted",
+    "MessageStarted",
+    "RESERVED_TYPES",
+    "RawChunk",
+    "TextCompleted",
+    "TextDelta",
+    "ToolCallCompleted",
+    "ToolCallDelta",
+    "ToolCallStarted",
+    "parse_event",
+    "usage_chunk",
+]

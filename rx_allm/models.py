@@ -1,0 +1,158 @@
+"""Request and response data: messages, tools, tool calls, usage, responses.
+
+Models are lenient containers (types only); the semantic rules (known roles,
+tool names, ranges) are checked by the runner's pre-flight so every problem of
+a request is reported at once as one typed :class:`~rx_allm.errors.ValidationError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rx_allm.errors import AdapterError, StreamError
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
+
+
+class ToolCall(BaseModel):
+    """A call the model asked for: ``arguments`` parsed, ``raw_arguments`` as sent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str = ""
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    raw_arguments: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(BaseModel):
+    """One conversation turn. ``role`` is one of system/user/assistant/tool."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: str
+    content: str | list[dict[str, Any]] = ""
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The text of the message (text parts joined when content is a list)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(str(p.get("text", "")) for p in self.content if p.get("type", "text") == "text")
+
+
+class Tool(BaseModel):
+    """A function the model may call; ``schema_`` is its JSON Schema (serialized as ``schema``)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    name: str
+    description: str = ""
+    schema_: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}}, alias="schema")
+
+
+class Request(BaseModel):
+    """A single generation request. ``options`` is merged verbatim into the provider body."""
+
+    model_config = ConfigDict(frozen=True)
+
+    messages: list[Message]
+    model: str | None = None
+    tools: list[Tool] = Field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    response_format: str | dict[str, Any] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Usage(BaseModel):
+    """Token counts in provider-neutral names; ``None`` means "not reported" (never an invented 0).
+
+    ``input_tokens`` is the whole prompt, cached reads and cache writes included.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Response(BaseModel):
+    """What :func:`rx_allm.generate` folds a stream into.
+
+    A stream that ended with an error still gives a Response: ``finish_reason`` is
+    ``"error"``, ``error`` holds the typed error and the partial output is kept.
+    """
+
+    message: Message = Field(default_factory=lambda: Message(role="assistant"))
+    output_text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    usage: Usage = Field(default_factory=Usage)
+    error: AdapterError | StreamError | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    request_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the stream completed without an error."""
+        return self.error is None
+
+
+# -- constructors ------------------------------------------------------------
+def system(text: str) -> Message:
+    """A system message."""
+    return Message(role="system", content=text)
+
+
+def user(text: str | list[dict[str, Any]]) -> Message:
+    """A user message (text, or a list of content parts)."""
+    return Message(role="user", content=text)
+
+
+def assistant(text: str, *, tool_calls: list[ToolCall] | None = None) -> Message:
+    """An assistant message, optionally with the tool calls it made."""
+    return Message(role="assistant", content=text, tool_calls=tool_calls or [])
+
+
+def tool_result(tool_call_id: str, content: str | dict[str, Any] | list[Any], *, name: str | None = None) -> Message:
+    """The result of a tool call; non-string content is sent as JSON text."""
+    import json
+
+    body = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    return Message(role="tool", content=body, tool_call_id=tool_call_id, name=name)
+
+
+def tool(*, name: str, description: str = "", schema: dict[str, Any] | None = None) -> Tool:
+    """A tool definition (``schema`` is a JSON Schema object)."""
+    if schema is None:
+        return Tool(name=name, description=description)
+    return Tool(name=name, description=description, schema=schema)
+
+
+def request(messages: list[Message], **fields: Any) -> Request:
+    """Build a :class:`Request`; a malformed field raises :class:`rx_allm.ValidationError`."""
+    import pydantic
+
+    from rx_allm.errors import ValidationError
+
+    try:
+        return Request(messages=messages, **fields)
+    except pydantic.ValidationError as exc:
+        errors = [(".".join(str(p) for p in e["loc"]) or "request", e["type"]) for e in exc.errors()]
+        raise ValidationError("invalid_request", errors=errors) from None

@@ -1,0 +1,305 @@
+"""The scripted Fake adapter: no network, the request is ignored, the script decides.
+
+Script entries are tuples (lists after a JSON round trip):
+
+* ``("text", s)`` (alias ``("text_delta", s)``) → ``text_delta``
+* ``("tool_call", {"id", "name", "arguments"[, "raw_arguments", "metadata"]})`` → started + completed
+* ``("tool_call_delta", {"id", "arguments_delta"})`` → ``tool_call_delta``
+* ``("usage", {Usage fields})`` → the usage ``raw_chunk`` emitted before ``message_completed``
+* ``("raw_chunk", kind, data)`` → ``raw_chunk``
+* ``("finish", reason)`` → closes the stream (later entries are never read)
+* ``("error", reason_or_payload)`` → terminal ``on_error(AdapterError)`` (a dict payload gives its fields;
+  an unknown reason becomes ``AdapterError("unknown", cause=payload)``)
+* ``("delay", seconds)`` → waits, on the subscription's scheduler (virtual time under ``TestScheduler``)
+* harness: ``("preflight_error", reason, opts)`` (first entry: ``stream`` raises ``AdapterError``),
+  ``("error_event", reason, opts)`` → ``on_error(AdapterError)``,
+  ``("stream_error", reason, opts)`` → ``on_error(StreamError)``
+
+A stream closes with ``text_completed`` (if any text streamed), the usage chunk (if
+any usage), then ``message_completed``. ``adapter_opts``: ``script`` (replayed on every
+call) or ``scripts`` (one list per call, cursor per engine), ``usage`` (wins over
+script usage), ``cleanup_observer`` (called once per subscription with
+``"completed"``, ``"error"`` or ``"disposed"``), ``record`` (a list receiving
+``(request, opts)`` per call).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from rx_allm.adapter import StreamOptions
+from rx_allm.errors import AdapterError, EngineError, RxAllmError, StreamError
+from rx_allm.events import (
+    Event,
+    MessageCompleted,
+    MessageStarted,
+    RawChunk,
+    TextCompleted,
+    TextDelta,
+    ToolCallCompleted,
+    ToolCallDelta,
+    ToolCallStarted,
+)
+from rx_allm.loop import default_scheduler
+from rx_allm.models import Message, Request, ToolCall, Usage
+
+_CACHE_SIZE = 512
+_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error", "other"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Delay:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Fail:
+    make: Callable[[], RxAllmError]
+
+
+_Step = Union[Event, _Delay, _Fail]
+
+
+class Fake:
+    """Scripted adapter for tests, demos and marble diagrams (see the module docstring)."""
+
+    name = "fake"
+    requires_model = False
+
+    def __init__(self) -> None:
+        self._compiled: dict[str, list[_Step]] = {}
+
+    def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
+        """Compile this call's script and return a cold Observable replaying it per subscription."""
+        aopts = opts.adapter_opts
+        script = _select_script(aopts, opts.call_index)
+        record = aopts.get("record")
+        if isinstance(record, list):
+            record.append((request, opts))
+        return _replay(self._compile(script, aopts.get("usage")), aopts.get("cleanup_observer"))
+
+    def _compile(self, script: Sequence[Any], usage: Any) -> list[_Step]:
+        # Compiled steps are immutable, so they are cached by the script's printed form.
+        key = repr((script, usage))
+        steps = self._compiled.get(key)
+        if steps is None:
+            if len(self._compiled) >= _CACHE_SIZE:
+                self._compiled.clear()
+            steps = self._compiled[key] = compile_script(script, usage)
+        return steps
+
+
+def _select_script(aopts: Any, call_index: int) -> Sequence[Any]:
+    if "script" in aopts and "scripts" in aopts:
+        raise EngineError("invalid_engine", "fake adapter: give either `script` or `scripts`, not both")
+    if "script" in aopts:
+        script = aopts["script"]
+    elif "scripts" in aopts:
+        scripts = aopts["scripts"]
+        if not isinstance(scripts, (list, tuple)) or not all(isinstance(s, (list, tuple)) for s in scripts):
+            raise EngineError("invalid_engine", "fake adapter: `scripts` must be a list of scripts (lists)")
+        if call_index >= len(scripts):
+            raise AdapterError(
+                "no_scripted_response",
+                f"no scripted response: call {call_index + 1} but only {len(scripts)} script(s)",
+                provider="fake",
+            )
+        script = scripts[call_index]
+    else:
+        raise AdapterError("no_scripted_response", "no scripted response: set `script` or `scripts`", provider="fake")
+    if not isinstance(script, (list, tuple)):
+        raise EngineError("invalid_engine", "fake adapter: a script must be a list of entries")
+    return script
+
+
+def compile_script(script: Sequence[Any], forced_usage: Any = None) -> list[_Step]:
+    """Turn script entries into the steps one subscription replays (raises for a bad script)."""
+    steps: list[_Step] = [MessageStarted()]
+    text: list[str] = []
+    calls: dict[str, ToolCall] = {}
+    usage: Usage | None = None
+    finish: str | None = None
+    for index, entry in enumerate(script):
+        try:
+            tag, args = _split(entry)
+            if tag == "preflight_error":
+                if index:
+                    raise ValueError("preflight_error must be the first entry")
+                raise _adapter_error(args[0], args[1] if len(args) > 1 else None)
+            if tag in ("text", "text_delta"):
+                (value,) = args
+                if not isinstance(value, str):
+                    raise ValueError("text must be a string")
+                if value:
+                    text.append(value)
+                    steps.append(TextDelta(delta=value))
+            elif tag == "tool_call":
+                call = _tool_call(args[0])
+                calls[call.id] = call
+                steps.append(ToolCallStarted(id=call.id, name=call.name))
+                steps.append(
+                    ToolCallCompleted(
+                        id=call.id,
+                        name=call.name,
+                        arguments=call.arguments,
+                        raw_arguments=call.raw_arguments,
+                        metadata=call.metadata,
+                    )
+                )
+            elif tag == "tool_call_delta":
+                spec = dict(args[0])
+                steps.append(ToolCallDelta(id=str(spec["id"]), arguments_delta=str(spec["arguments_delta"])))
+            elif tag == "usage":
+                usage = Usage.model_validate(args[0]) if not isinstance(args[0], Usage) else args[0]
+            elif tag == "raw_chunk":
+                steps.append(RawChunk(kind=str(args[0]), data=args[1] if len(args) > 1 else None))
+            elif tag == "delay":
+                (seconds,) = args
+                if not isinstance(seconds, (int, float)) or seconds < 0:
+                    raise ValueError("delay must be a non-negative number of seconds")
+                steps.append(_Delay(float(seconds)))
+            elif tag == "finish":
+                finish = args[0] if args else "stop"
+                if finish is not None and finish not in _FINISH_REASONS:
+                    raise ValueError(f"unknown finish reason {finish!r}")
+                break
+            elif tag == "error":
+                payload = args[0]
+                steps.append(_Fail(partial(_scripted_error, payload)))
+                return steps
+            elif tag == "error_event":
+                reason, extra = args[0], (args[1] if len(args) > 1 else None)
+                _adapter_error(reason, extra)  # validate now
+                steps.append(_Fail(partial(_adapter_error, reason, extra)))
+                return steps
+            elif tag == "stream_error":
+                reason, extra = args[0], (args[1] if len(args) > 1 else None)
+                _stream_error(reason, extra)  # validate now
+                steps.append(_Fail(partial(_stream_error, reason, extra)))
+                return steps
+            else:
+                raise ValueError(f"unknown tag {tag!r}")
+        except AdapterError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise EngineError("invalid_engine", f"fake script entry {index} {entry!r}: {exc}") from None
+    if forced_usage is not None:
+        usage = forced_usage if isinstance(forced_usage, Usage) else Usage.model_validate(forced_usage)
+    full_text = "".join(text)
+    if full_text:
+        steps.append(TextCompleted(text=full_text))
+    if usage is not None:
+        steps.append(RawChunk(kind="usage", data=usage))
+    message = Message(role="assistant", content=full_text, tool_calls=list(calls.values()))
+    steps.append(MessageCompleted(message=message, finish_reason=finish))  # type: ignore[arg-type]
+    return steps
+
+
+def _split(entry: Any) -> tuple[str, tuple[Any, ...]]:
+    if not isinstance(entry, (list, tuple)) or not entry or not isinstance(entry[0], str):
+        raise ValueError("an entry is a tuple whose first item is its tag")
+    return entry[0], tuple(entry[1:])
+
+
+def _tool_call(spec: Any) -> ToolCall:
+    spec = dict(spec)
+    arguments = spec.get("arguments") or {}
+    raw = spec.get("raw_arguments")
+    if raw is None:
+        raw = json.dumps(arguments, ensure_ascii=False)
+    return ToolCall(
+        id=str(spec["id"]), name=str(spec["name"]), arguments=arguments, raw_arguments=raw,
+        metadata=spec.get("metadata") or {},
+    )
+
+
+def _error_fields(extra: Any) -> dict[str, Any]:
+    return dict(extra or {})
+
+
+def _adapter_error(reason: Any, extra: Any) -> AdapterError:
+    fields = {"provider": "fake", **_error_fields(extra)}
+    return AdapterError(reason, **fields)
+
+
+def _stream_error(reason: Any, extra: Any) -> StreamError:
+    return StreamError(reason, **{"provider": "fake", **_error_fields(extra)})
+
+
+def _scripted_error(payload: Any) -> AdapterError:
+    if isinstance(payload, str) and payload in AdapterError.reasons:
+        return AdapterError(payload, provider="fake")
+    if isinstance(payload, dict) and payload.get("reason") in AdapterError.reasons:
+        return AdapterError(**{"provider": "fake", **payload})
+    return AdapterError("unknown", "scripted error", provider="fake", cause=payload)
+
+
+def _replay(steps: list[_Step], cleanup: Callable[[str], Any] | None) -> Observable[Event]:
+    def subscribe(observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+        run = _Run(steps, observer, scheduler, cleanup)
+        run.resume(0)
+        return Disposable(run.dispose)
+
+    return reactivex.create(subscribe)
+
+
+class _Run:
+    """One subscription's walk through the steps."""
+
+    __slots__ = ("steps", "observer", "scheduler", "cleanup", "ended", "pending")
+
+    def __init__(
+        self,
+        steps: list[_Step],
+        observer: abc.ObserverBase[Event],
+        scheduler: abc.SchedulerBase | None,
+        cleanup: Callable[[str], Any] | None,
+    ) -> None:
+        self.steps = steps
+        self.observer = observer
+        self.scheduler = scheduler
+        self.cleanup = cleanup
+        self.ended = False
+        self.pending: abc.DisposableBase | None = None
+
+    def resume(self, start: int) -> None:
+        observer = self.observer
+        steps = self.steps
+        for index in range(start, len(steps)):
+            if self.ended:
+                return
+            step = steps[index]
+            if isinstance(step, _Delay):
+                scheduler = self.scheduler or default_scheduler()
+                self.pending = scheduler.schedule_relative(step.seconds, self._wake, index + 1)
+                return
+            if isinstance(step, _Fail):
+                self._end("error")
+                observer.on_error(step.make())
+                return
+            observer.on_next(step)
+        if not self.ended:
+            self._end("completed")
+            observer.on_completed()
+
+    def _wake(self, _scheduler: abc.SchedulerBase, index: int | None) -> None:
+        self.resume(index or 0)
+
+    def _end(self, how: str) -> None:
+        self.ended = True
+        if self.cleanup is not None:
+            self.cleanup(how)
+
+    def dispose(self) -> None:
+        if self.pending is not None:
+            self.pending.dispose()
+        if not self.ended:
+            self._end("disposed")

@@ -1,0 +1,252 @@
+"""One HTTP streaming request as a cold Observable of events.
+
+Nothing happens until subscription; each subscription sends exactly one POST
+(never a second one: no redirects followed, no reconnection, no retry). The
+response status and content type are checked before decoding; an error body is
+read and classified. Bytes go through the library's :class:`~rx_allm.sse.SSEDecoder`
+and the provider's :class:`~rx_allm.providers.base.StreamMapper`.
+
+Timing: ``request_timeout`` bounds the wait for the response headers and
+``stream_timeout`` the gap between received bytes (keep-alive comments count);
+either ends the stream with ``AdapterError("timeout")``. One timer per stream is
+re-armed lazily, so the per-chunk cost is a float store.
+
+Disposal (from any thread) cancels the task and closes the response — and its
+connection — synchronously on the loop, so the server sees the close at once.
+Events are delivered on the loop the subscription runs on (see :mod:`rx_allm.loop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from rx_allm.errors import AdapterError, RxAllmError, StreamError
+from rx_allm.events import Event
+from rx_allm.http_errors import ErrorDialect, http_error
+from rx_allm.loop import call_on_loop, loop_for_subscription
+from rx_allm.providers.base import StreamMapper
+from rx_allm.sessions import session_for_loop
+from rx_allm.sse import SSEDecoder
+
+logger = logging.getLogger("rx_allm")
+
+_MAX_ERROR_BODY = 1 << 20
+_running: set[asyncio.Task[None]] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    """Everything needed to send one provider request and read its stream."""
+
+    url: str
+    body: bytes
+    headers: Mapping[str, str] = field(repr=False)
+    new_mapper: Callable[[Callable[[Event], None]], StreamMapper]
+    dialect: ErrorDialect
+    stream_timeout: float = 60.0
+    request_timeout: float = 60.0
+    session: aiohttp.ClientSession | None = field(default=None, repr=False)
+
+    @property
+    def provider(self) -> str:
+        return self.dialect.provider
+
+
+def http_stream(call: HttpCall) -> Observable[Event]:
+    """A cold Observable: each subscription performs ``call`` once."""
+
+    def subscribe(observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+        stream = _HttpStream(call, observer, loop_for_subscription())
+        call_on_loop(stream.loop, stream.start)
+        return Disposable(stream.dispose)
+
+    return reactivex.create(subscribe)
+
+
+class _SubscriberFailed(Exception):
+    """The subscriber's own callback raised; the stream stops without another notification."""
+
+
+class _HttpStream:
+    """One subscription's request, lifecycle and timers (touched only on its loop)."""
+
+    def __init__(self, call: HttpCall, observer: abc.ObserverBase[Event], loop: asyncio.AbstractEventLoop) -> None:
+        self.call = call
+        self.observer = observer
+        self.loop = loop
+        self.task: asyncio.Task[None] | None = None
+        self.response: aiohttp.ClientResponse | None = None
+        self.out: list[Event] = []
+        self.ended = False  # a terminal notification was sent, or the subscription was disposed
+        self.timeout_error: AdapterError | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.receiving = False  # headers arrived: the stream timeout applies
+        self.last_activity = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        if self.ended:
+            return
+        self.task = self.loop.create_task(self._run())
+        _running.add(self.task)
+        self.task.add_done_callback(_running.discard)
+        self.timer = self.loop.call_at(self.loop.time() + self.call.request_timeout, self._check_timer)
+
+    def dispose(self) -> None:
+        call_on_loop(self.loop, self._cancel)
+
+    def _cancel(self) -> None:
+        self.ended = True
+        self._release(close=True)
+        task = self.task
+        if task is not None and task is not asyncio.current_task(self.loop):
+            task.cancel()
+
+    def _release(self, close: bool) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        response, self.response = self.response, None
+        if response is not None:
+            if close:
+                response.close()
+            else:
+                response.release()
+
+    # -- timers ----------------------------------------------------------------
+    def _check_timer(self) -> None:
+        self.timer = None
+        if self.ended:
+            return
+        now = self.loop.time()
+        if self.receiving:
+            due = self.last_activity + self.call.stream_timeout
+            if now < due:
+                self.timer = self.loop.call_at(due, self._check_timer)
+                return
+            message = f"no data from {self.call.dialect.label} for {self.call.stream_timeout:g}s (stream_timeout)"
+        else:
+            message = f"no response headers from {self.call.dialect.label} within {self.call.request_timeout:g}s"
+        self.timeout_error = AdapterError("timeout", message, provider=self.call.provider)
+        if self.task is not None:
+            self.task.cancel()
+
+    # -- the exchange ----------------------------------------------------------
+    async def _run(self) -> None:
+        error: RxAllmError | None = None
+        clean = False
+        try:
+            await self._exchange()
+            clean = True
+        except asyncio.CancelledError:
+            if self.timeout_error is None:
+                return  # disposed
+            error = self.timeout_error
+        except _SubscriberFailed:
+            return
+        except RxAllmError as exc:
+            error = exc
+        except (aiohttp.ClientError, OSError) as exc:
+            error = _transport_error(self.call, exc, self.receiving)
+        except Exception as exc:  # a mapper bug must still end the stream with a typed error
+            logger.exception("rx_allm: unexpected failure while streaming from %s", self.call.provider)
+            error = StreamError("unknown", f"unexpected {type(exc).__name__}: {exc}", provider=self.call.provider)
+        finally:
+            self._release(close=not clean)  # a complete body lets the connection be reused
+        try:
+            self._deliver()
+            self._terminate(error)
+        except _SubscriberFailed:
+            return
+
+    async def _exchange(self) -> None:
+        call = self.call
+        session = call.session or await session_for_loop()
+        response = await session.post(
+            call.url,
+            data=call.body,
+            headers=call.headers,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=call.request_timeout),
+        )
+        self.response = response
+        self.receiving = True
+        self.last_activity = self.loop.time()
+        if response.status >= 300:
+            body = await response.content.read(_MAX_ERROR_BODY)
+            raise http_error(call.dialect, response.status, body, response.headers)
+        content_type = response.headers.get("Content-Type", "")
+        if "text/event-stream" not in content_type.lower():
+            raise AdapterError(
+                "malformed_response",
+                f"{call.dialect.label} answered with {content_type or 'no content type'}, not an event stream",
+                provider=call.provider,
+                status=response.status,
+            )
+        mapper = call.new_mapper(self.out.append)
+        decoder = SSEDecoder()
+        loop = self.loop
+        mapper.start()
+        async for chunk in response.content.iter_any():
+            self.last_activity = loop.time()
+            for event in decoder.feed(chunk):
+                mapper.index += 1
+                mapper.feed(event)
+                if mapper.finished:
+                    break
+            if self.out:
+                self._deliver()
+            if mapper.finished or self.ended:
+                break
+        else:
+            decoder.close()
+            mapper.end()
+
+    # -- delivery --------------------------------------------------------------
+    def _deliver(self) -> None:
+        out = self.out
+        try:
+            for event in out:
+                if self.ended:
+                    break
+                self.observer.on_next(event)
+        except Exception as exc:
+            self._subscriber_failed(exc)
+        finally:
+            out.clear()
+
+    def _terminate(self, error: RxAllmError | None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            if error is None:
+                self.observer.on_completed()
+            else:
+                self.observer.on_error(error)
+        except Exception as exc:
+            self._subscriber_failed(exc)
+
+    def _subscriber_failed(self, exc: Exception) -> None:
+        self.ended = True
+        logger.error("rx_allm: a subscriber of a %s stream raised; stream stopped", self.call.provider, exc_info=exc)
+        raise _SubscriberFailed from exc
+
+
+def _transport_error(call: HttpCall, exc: BaseException, receiving: bool) -> AdapterError:
+    where = "mid-stream" if receiving else "before the response"
+    return AdapterError(
+        "network_error",
+        f"transport failure {where} ({call.dialect.label}): {type(exc).__name__}: {exc}",
+        provider=call.provider,
+        cause=exc,
+    )
