@@ -43,7 +43,17 @@ class StreamCollector:
     its metadata; an error sets ``finish_reason="error"``.
     """
 
-    __slots__ = ("_blocks", "_current", "_calls", "_message", "_finish", "_usage", "_error", "_metadata", "request_id")
+    __slots__ = (
+        "_blocks",
+        "_calls",
+        "_current",
+        "_error",
+        "_finish",
+        "_message",
+        "_metadata",
+        "_usage",
+        "request_id",
+    )
 
     def __init__(self, request_id: str | None = None) -> None:
         self._blocks: list[str] = []

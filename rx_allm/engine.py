@@ -38,7 +38,9 @@ def register_adapter(name: str, adapter: type | object | str) -> None:
 
 def _registered_name(adapter: object) -> str | None:
     for name, target in _REGISTRY.items():
-        if target is adapter or (isinstance(target, str) and isinstance(adapter, type) and target == _path(adapter)):
+        if target is adapter or (
+            isinstance(target, str) and isinstance(adapter, type) and target == _path(adapter)
+        ):
             return name
     return None
 

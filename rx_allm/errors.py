@@ -30,13 +30,9 @@ AdapterReason = Literal[
     "no_scripted_response",
     "unknown",
 ]
-StreamReason = Literal[
-    "cancelled", "timeout", "malformed_event", "adapter_error", "truncated", "unknown"
-]
+StreamReason = Literal["cancelled", "timeout", "malformed_event", "adapter_error", "truncated", "unknown"]
 ValidationReason = Literal["invalid_request", "invalid_message", "invalid_tool"]
-EngineReason = Literal[
-    "missing_adapter", "missing_stream_adapter", "missing_model", "invalid_engine"
-]
+EngineReason = Literal["missing_adapter", "missing_stream_adapter", "missing_model", "invalid_engine"]
 
 
 class RxAllmError(Exception):
@@ -233,7 +229,9 @@ class ValidationError(RxAllmError):
         self.errors = [(str(path), str(why)) for path, why in (errors or [])]
         if message is None:
             listed = "; ".join(f"{path}: {why}" for path, why in self.errors)
-            message = f"validation failed: {reason} ({len(self.errors)} error(s))" + (f": {listed}" if listed else "")
+            message = f"validation failed: {reason} ({len(self.errors)} error(s))" + (
+                f": {listed}" if listed else ""
+            )
         super().__init__(reason, message, provider=provider, cause=cause, metadata=metadata)
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ the typed event.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -93,16 +93,14 @@ class MessageCompleted(_Event):
 
 
 Event = Annotated[
-    Union[
-        MessageStarted,
-        TextDelta,
-        TextCompleted,
-        ToolCallStarted,
-        ToolCallDelta,
-        ToolCallCompleted,
-        RawChunk,
-        MessageCompleted,
-    ],
+    MessageStarted
+    | TextDelta
+    | TextCompleted
+    | ToolCallStarted
+    | ToolCallDelta
+    | ToolCallCompleted
+    | RawChunk
+    | MessageCompleted,
     Field(discriminator="type"),
 ]
 

@@ -120,7 +120,11 @@ def http_error(dialect: ErrorDialect, status: int, body: bytes, headers: Mapping
     if 300 <= status < 400:
         message = f"{dialect.label} HTTP {status}: redirect not followed"
     else:
-        message = f"{dialect.label} HTTP {status}: {info.message}" if info.message else f"{dialect.label} HTTP {status}"
+        message = (
+            f"{dialect.label} HTTP {status}: {info.message}"
+            if info.message
+            else f"{dialect.label} HTTP {status}"
+        )
     metadata = {k: v for k, v in (("error_type", info.type), ("error_code", info.code)) if v} | info.metadata
     return AdapterError(
         reason,
@@ -133,13 +137,17 @@ def http_error(dialect: ErrorDialect, status: int, body: bytes, headers: Mapping
     )
 
 
-def in_band_error(dialect: ErrorDialect, info: ErrorBody, default: str = "provider_unavailable") -> AdapterError:
+def in_band_error(
+    dialect: ErrorDialect, info: ErrorBody, default: str = "provider_unavailable"
+) -> AdapterError:
     """Classify an error event that arrived inside a 200 stream."""
     reason = classify(dialect, default, info, None)
     text = info.message or info.type or "error event"
     metadata = {k: v for k, v in (("error_type", info.type), ("error_code", info.code)) if v} | info.metadata
     metadata["in_stream"] = True
-    return AdapterError(reason, f"{dialect.label} error in stream: {text}", provider=dialect.provider, metadata=metadata)
+    return AdapterError(
+        reason, f"{dialect.label} error in stream: {text}", provider=dialect.provider, metadata=metadata
+    )
 
 
 def classify(dialect: ErrorDialect, reason: str, info: ErrorBody, status: int | None) -> str:

@@ -10,6 +10,7 @@ Events are buffered without bound between the subscription and the consumer.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from types import TracebackType
 from typing import Generic, TypeVar
@@ -58,10 +59,19 @@ class EventStream(Generic[T]):
 
     def _start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # The callbacks hold the iterator weakly: the live source (a pending timer, an
+        # HTTP task) must not keep it alive, or dropping it (``break``) would not dispose.
+        ref = weakref.ref(self)
+
+        def deliver(item: T | None, error: Exception | None, end: bool) -> None:
+            stream = ref()
+            if stream is not None:
+                stream._deliver(item, error, end)
+
         self._subscription = self._events.subscribe(
-            on_next=lambda item: self._deliver(item, None, False),
-            on_error=lambda error: self._deliver(None, error, True),
-            on_completed=lambda: self._deliver(None, None, True),
+            on_next=lambda item: deliver(item, None, False),
+            on_error=lambda error: deliver(None, error, True),
+            on_completed=lambda: deliver(None, None, True),
         )
 
     def _deliver(self, item: T | None, error: Exception | None, end: bool) -> None:
@@ -85,6 +95,7 @@ class EventStream(Generic[T]):
     def close(self) -> None:
         """Dispose the subscription now (synchronous; safe to call twice)."""
         self._ended = True
+        self._items.clear()
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             subscription.dispose()

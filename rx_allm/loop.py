@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -91,9 +92,7 @@ def _stop_background() -> None:
         for hook in _shutdown_hooks:
             await hook()
 
-    try:
+    with contextlib.suppress(Exception):  # best effort at interpreter exit
         asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=5)
-    except Exception:  # best effort at interpreter exit
-        pass
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=5)

@@ -56,7 +56,9 @@ class Tool(BaseModel):
 
     name: str
     description: str = ""
-    schema_: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}}, alias="schema")
+    schema_: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}}, alias="schema"
+    )
 
 
 class Request(BaseModel):
@@ -130,7 +132,9 @@ def assistant(text: str, *, tool_calls: list[ToolCall] | None = None) -> Message
     return Message(role="assistant", content=text, tool_calls=tool_calls or [])
 
 
-def tool_result(tool_call_id: str, content: str | dict[str, Any] | list[Any], *, name: str | None = None) -> Message:
+def tool_result(
+    tool_call_id: str, content: str | dict[str, Any] | list[Any], *, name: str | None = None
+) -> Message:
     """The result of a tool call; non-string content is sent as JSON text."""
     import json
 

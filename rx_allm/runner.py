@@ -61,7 +61,9 @@ def stream_generate(
     resolved, opts = prepare(engine, request, options)
     if getattr(adapter, "requires_model", False) and not resolved.model:
         name = getattr(adapter, "name", type(adapter).__name__)
-        raise EngineError("missing_model", f"adapter {name!r} needs a model: set it on the request, call or engine")
+        raise EngineError(
+            "missing_model", f"adapter {name!r} needs a model: set it on the request, call or engine"
+        )
     source = adapter.stream(resolved, opts)
     if on_event is not None:
         source = source.pipe(ops.do_action(on_event))
@@ -74,7 +76,9 @@ def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[
     for key in ORCHESTRATION_OPTIONS:
         if key in params:
             del params[key]
-            logger.debug("stream_generate: removed orchestration option %r (not forwarded to the adapter)", key)
+            logger.debug(
+                "stream_generate: removed orchestration option %r (not forwarded to the adapter)", key
+            )
     call_model = params.pop("model", None)  # always popped: never forwarded as a provider param
     model = request.model or call_model or engine.model
     stream_timeout = params.pop("stream_timeout", 60.0)
@@ -94,8 +98,11 @@ def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[
             updates[key] = value
     resolved = request.model_copy(update=updates) if updates else request
 
-    problems = [(name, "must_be_positive") for name, value in (("stream_timeout", stream_timeout),
-                ("request_timeout", request_timeout)) if not _positive_number(value)]
+    problems = [
+        (name, "must_be_positive")
+        for name, value in (("stream_timeout", stream_timeout), ("request_timeout", request_timeout))
+        if not _positive_number(value)
+    ]
     try:
         validate_request(resolved)
     except ValidationError as exc:
@@ -125,7 +132,9 @@ def _positive_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
-def event_filter(emit_text_deltas: bool, emit_tool_deltas: bool, include_raw_chunks: bool) -> Callable[[Event], bool]:
+def event_filter(
+    emit_text_deltas: bool, emit_tool_deltas: bool, include_raw_chunks: bool
+) -> Callable[[Event], bool]:
     """The ``keep`` predicate of the three emit/include rules (usage raw chunks always pass)."""
     dropped = frozenset(
         name

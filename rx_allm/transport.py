@@ -22,7 +22,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 import reactivex
@@ -64,7 +63,9 @@ class HttpCall:
 def http_stream(call: HttpCall) -> Observable[Event]:
     """A cold Observable: each subscription performs ``call`` once."""
 
-    def subscribe(observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+    def subscribe(
+        observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
         stream = _HttpStream(call, observer, loop_for_subscription())
         call_on_loop(stream.loop, stream.start)
         return Disposable(stream.dispose)
@@ -79,7 +80,9 @@ class _SubscriberFailed(Exception):
 class _HttpStream:
     """One subscription's request, lifecycle and timers (touched only on its loop)."""
 
-    def __init__(self, call: HttpCall, observer: abc.ObserverBase[Event], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, call: HttpCall, observer: abc.ObserverBase[Event], loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.call = call
         self.observer = observer
         self.loop = loop
@@ -123,6 +126,11 @@ class _HttpStream:
                 response.release()
 
     # -- timers ----------------------------------------------------------------
+    def _rearm(self, when: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = None if self.ended else self.loop.call_at(when, self._check_timer)
+
     def _check_timer(self) -> None:
         self.timer = None
         if self.ended:
@@ -133,9 +141,13 @@ class _HttpStream:
             if now < due:
                 self.timer = self.loop.call_at(due, self._check_timer)
                 return
-            message = f"no data from {self.call.dialect.label} for {self.call.stream_timeout:g}s (stream_timeout)"
+            message = (
+                f"no data from {self.call.dialect.label} for {self.call.stream_timeout:g}s (stream_timeout)"
+            )
         else:
-            message = f"no response headers from {self.call.dialect.label} within {self.call.request_timeout:g}s"
+            message = (
+                f"no response headers from {self.call.dialect.label} within {self.call.request_timeout:g}s"
+            )
         self.timeout_error = AdapterError("timeout", message, provider=self.call.provider)
         if self.task is not None:
             self.task.cancel()
@@ -159,7 +171,9 @@ class _HttpStream:
             error = _transport_error(self.call, exc, self.receiving)
         except Exception as exc:  # a mapper bug must still end the stream with a typed error
             logger.exception("rx_allm: unexpected failure while streaming from %s", self.call.provider)
-            error = StreamError("unknown", f"unexpected {type(exc).__name__}: {exc}", provider=self.call.provider)
+            error = StreamError(
+                "unknown", f"unexpected {type(exc).__name__}: {exc}", provider=self.call.provider
+            )
         finally:
             self._release(close=not clean)  # a complete body lets the connection be reused
         try:
@@ -181,14 +195,15 @@ class _HttpStream:
         self.response = response
         self.receiving = True
         self.last_activity = self.loop.time()
+        self._rearm(self.last_activity + call.stream_timeout)  # the request timer may be due much later
         if response.status >= 300:
-            body = await response.content.read(_MAX_ERROR_BODY)
+            body = await _read_capped(response.content, _MAX_ERROR_BODY)
             raise http_error(call.dialect, response.status, body, response.headers)
         content_type = response.headers.get("Content-Type", "")
         if "text/event-stream" not in content_type.lower():
             raise AdapterError(
                 "malformed_response",
-                f"{call.dialect.label} answered with {content_type or 'no content type'}, not an event stream",
+                f"{call.dialect.label} answered {content_type or 'no content type'}, not an event stream",
                 provider=call.provider,
                 status=response.status,
             )
@@ -238,8 +253,23 @@ class _HttpStream:
 
     def _subscriber_failed(self, exc: Exception) -> None:
         self.ended = True
-        logger.error("rx_allm: a subscriber of a %s stream raised; stream stopped", self.call.provider, exc_info=exc)
+        logger.error(
+            "rx_allm: a subscriber of a %s stream raised; stream stopped", self.call.provider, exc_info=exc
+        )
         raise _SubscriberFailed from exc
+
+
+async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The body up to ``limit`` bytes (``StreamReader.read(n)`` returns only what is buffered)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _transport_error(call: HttpCall, exc: BaseException, receiving: bool) -> AdapterError:

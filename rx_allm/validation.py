@@ -53,5 +53,7 @@ def _valid_response_format(fmt: object) -> bool:
         return False
     if fmt["type"] == "json_schema":
         schema = fmt.get("json_schema", fmt)
-        return isinstance(schema, dict) and isinstance(schema.get("schema"), dict) and bool(schema.get("name"))
+        return (
+            isinstance(schema, dict) and isinstance(schema.get("schema"), dict) and bool(schema.get("name"))
+        )
     return True

@@ -440,10 +440,8 @@ def event_streams(draw: st.DrawFn) -> tuple[bytes, list[SSEEvent]]:
         if event_id is not None and "\0" not in event_id:
             last_id = event_id
         if data is not None:
-            valid_retry = retry is not None and _digits.fullmatch(retry) is not None
-            expected.append(
-                SSEEvent(event or "message", "\n".join(data), last_id, int(retry) if valid_retry else None)
-            )
+            retry_value = int(retry) if retry is not None and _digits.fullmatch(retry) else None
+            expected.append(SSEEvent(event or "message", "\n".join(data), last_id, retry_value))
 
     out = [BOM] if draw(st.booleans()) else []
     previous = "\n"

@@ -75,7 +75,7 @@ def parse_arguments(raw: str) -> dict[str, Any]:
 class _Call:
     """A tool call being assembled."""
 
-    __slots__ = ("id", "name", "raw", "final", "metadata")
+    __slots__ = ("final", "id", "metadata", "name", "raw")
 
     def __init__(self, call_id: str, name: str) -> None:
         self.id = call_id
@@ -172,7 +172,11 @@ class StreamMapper:
         """Emit the assembled call."""
         raw = call.arguments_text()
         event = ToolCallCompleted(
-            id=call.id, name=call.name, arguments=parse_arguments(raw), raw_arguments=raw, metadata=call.metadata
+            id=call.id,
+            name=call.name,
+            arguments=parse_arguments(raw),
+            raw_arguments=raw,
+            metadata=call.metadata,
         )
         self.emit(event)
         return event
@@ -189,20 +193,31 @@ class StreamMapper:
         """
         if self.finished:
             return
-        done = list(calls_completed) if calls_completed is not None else [
-            self.complete_call(call) for call in self.calls.values()
-        ]
+        done = (
+            list(calls_completed)
+            if calls_completed is not None
+            else [self.complete_call(call) for call in self.calls.values()]
+        )
         if self.usage is not None:
             self.emit(RawChunk(kind="usage", data=self.usage))
         tool_calls = [
-            ToolCall(id=c.id, name=c.name, arguments=c.arguments, raw_arguments=c.raw_arguments, metadata=c.metadata)
+            ToolCall(
+                id=c.id,
+                name=c.name,
+                arguments=c.arguments,
+                raw_arguments=c.raw_arguments,
+                metadata=c.metadata,
+            )
             for c in done
         ]
         finish = self.finish
         if tool_calls and finish == "stop":
             finish = "tool_calls"
         message = Message(
-            role="assistant", content="".join(self.text), tool_calls=tool_calls, metadata=self.message_metadata
+            role="assistant",
+            content="".join(self.text),
+            tool_calls=tool_calls,
+            metadata=self.message_metadata,
         )
         self.finished = True
         self.emit(MessageCompleted(message=message, finish_reason=finish, metadata=self.completion_metadata))
@@ -228,3 +243,48 @@ def usage_from(raw: Mapping[str, Any], fields: Mapping[str, str | tuple[str, str
             values[field] = value
     extra = {k: v for k, v in raw.items() if k not in used and v is not None}
     return Usage(**values, extra=extra)
+
+
+# -- request building shared by the HTTP providers ---------------------------
+def transport_options(opts: StreamOptions) -> dict[str, Any]:
+    """The ``HttpCall`` keyword arguments every provider takes from the call: timeouts and ``session``."""
+    return {
+        "stream_timeout": opts.stream_timeout,
+        "request_timeout": opts.request_timeout,
+        "session": opts.adapter_opts.get("session"),
+    }
+
+
+def json_bytes(body: Mapping[str, Any]) -> bytes:
+    """A request body as compact UTF-8 JSON."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def system_text(messages: Sequence[Message]) -> str:
+    """The text of the system messages joined by a blank line (``""`` when there is none)."""
+    return "\n\n".join(m.text for m in messages if m.role == "system" and m.text)
+
+
+def turns(messages: Sequence[Message]) -> list[Message | list[Message]]:
+    """The non-system messages in order, each run of consecutive tool results grouped in a list."""
+    out: list[Message | list[Message]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if message.role != "tool":
+            out.append(message)
+        elif out and isinstance(out[-1], list):
+            out[-1].append(message)
+        else:
+            out.append([message])
+    return out
+
+
+def call_arguments(call: ToolCall) -> dict[str, Any]:
+    """A past tool call's arguments as a dict (parsed from ``raw_arguments`` when ``arguments`` is empty)."""
+    return dict(call.arguments) if call.arguments else parse_arguments(call.raw_arguments)
+
+
+def merge_reported(known: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``known`` updated with the values ``update`` reports: a missing or null value never erases one."""
+    return {**known, **{k: v for k, v in update.items() if v is not None}}

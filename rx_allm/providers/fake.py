@@ -26,9 +26,9 @@ script usage), ``cleanup_observer`` (called once per subscription with
 from __future__ import annotations
 
 import json
-from functools import partial
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Union
 
 import reactivex
@@ -65,7 +65,7 @@ class _Fail:
     make: Callable[[], RxAllmError]
 
 
-_Step = Union[Event, _Delay, _Fail]
+_Step = Union[Event, _Delay, _Fail]  # noqa: UP007 (Event is an Annotated union)
 
 
 class Fake:
@@ -114,7 +114,9 @@ def _select_script(aopts: Any, call_index: int) -> Sequence[Any]:
             )
         script = scripts[call_index]
     else:
-        raise AdapterError("no_scripted_response", "no scripted response: set `script` or `scripts`", provider="fake")
+        raise AdapterError(
+            "no_scripted_response", "no scripted response: set `script` or `scripts`", provider="fake"
+        )
     if not isinstance(script, (list, tuple)):
         raise EngineError("invalid_engine", "fake adapter: a script must be a list of entries")
     return script
@@ -216,7 +218,10 @@ def _tool_call(spec: Any) -> ToolCall:
     if raw is None:
         raw = json.dumps(arguments, ensure_ascii=False)
     return ToolCall(
-        id=str(spec["id"]), name=str(spec["name"]), arguments=arguments, raw_arguments=raw,
+        id=str(spec["id"]),
+        name=str(spec["name"]),
+        arguments=arguments,
+        raw_arguments=raw,
         metadata=spec.get("metadata") or {},
     )
 
@@ -243,7 +248,9 @@ def _scripted_error(payload: Any) -> AdapterError:
 
 
 def _replay(steps: list[_Step], cleanup: Callable[[str], Any] | None) -> Observable[Event]:
-    def subscribe(observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+    def subscribe(
+        observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
         run = _Run(steps, observer, scheduler, cleanup)
         run.resume(0)
         return Disposable(run.dispose)
@@ -254,7 +261,7 @@ def _replay(steps: list[_Step], cleanup: Callable[[str], Any] | None) -> Observa
 class _Run:
     """One subscription's walk through the steps."""
 
-    __slots__ = ("steps", "observer", "scheduler", "cleanup", "ended", "pending")
+    __slots__ = ("cleanup", "ended", "observer", "pending", "scheduler", "steps")
 
     def __init__(
         self,

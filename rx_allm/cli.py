@@ -1,0 +1,316 @@
+"""The ``rx-allm`` command: stream a reply to the terminal, or serve the demo web back end.
+
+``rx-allm chat "prompt"`` picks a provider from ``--provider`` or from the first API key
+found in the environment; with neither, it starts the built-in provider emulator and
+streams from it over real HTTP (saying so in one line). Ctrl-C disposes the
+subscription (the request is cancelled) and exits with 130; a failed stream prints one
+line with the typed reason and exits with 1; a refused call (pre-flight) exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import rx_allm as allm
+from rx_allm.errors import RxAllmError
+
+DEFAULT_MODELS = {
+    "openai": "gpt-4.1-mini",
+    "anthropic": "claude-haiku-4-5",
+    "gemini": "gemini-2.5-flash",
+    "fake": None,
+}
+KEY_VARIABLES = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+}
+EMULATOR_KEY = "emulator-key-not-secret"
+
+
+@dataclass
+class Target:
+    """Where a chat goes: the engine and a line explaining it (if any)."""
+
+    engine: allm.Engine
+    notice: str | None = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``rx-allm`` and ``python -m rx_allm``."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rx-allm", description="Stream LLM replies as ReactiveX Observables."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    chat = commands.add_parser("chat", help="stream a reply to the terminal")
+    chat.add_argument("prompt", help="what to ask")
+    chat.add_argument("--provider", choices=["openai", "anthropic", "gemini", "fake"])
+    chat.add_argument("--model", help="model name (default depends on the provider)")
+    chat.add_argument("--base-url", help="provider base URL (e.g. a compatible server)")
+    chat.add_argument("--system", help="a system message")
+    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--temperature", type=float)
+    shown = chat.add_mutually_exclusive_group()
+    shown.add_argument("--events", action="store_true", help="show every event")
+    shown.add_argument("--json", action="store_true", help="print events as JSON lines (for piping)")
+    chat.set_defaults(handler=_chat)
+    serve = commands.add_parser(
+        "serve", help="serve the demo web back end (a page streaming tokens over SSE)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--provider", choices=["openai", "anthropic", "gemini", "fake"])
+    serve.add_argument("--model")
+    serve.add_argument("--base-url")
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+# -- choosing the provider -------------------------------------------------------------
+@contextlib.contextmanager
+def target_for(args: argparse.Namespace) -> Iterator[Target]:
+    """The engine for ``args``; starts (and stops) the emulator when no provider is configured."""
+    provider = args.provider or next(
+        (name for name, names in KEY_VARIABLES.items() if any(os.environ.get(n) for n in names)), None
+    )
+    if provider == "fake":
+        yield Target(_fake_engine(args.prompt if hasattr(args, "prompt") else "hello"))
+        return
+    if provider is not None:
+        opts = {"base_url": args.base_url} if args.base_url else {}
+        yield Target(
+            allm.Engine(adapter=provider, adapter_opts=opts, model=args.model or DEFAULT_MODELS[provider])
+        )
+        return
+    from rx_allm.testing.emulator import ProviderEmulator, Reply
+
+    prompt = getattr(args, "prompt", "")
+    emulator = ProviderEmulator(default=Reply(text=emulator_reply(prompt), chunk_delay=0.03))
+    with emulator.running():
+        notice = (
+            "rx-allm: no provider configured (no OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY): "
+            f"streaming from the built-in provider emulator over real HTTP at {emulator.url}"
+        )
+        engine = allm.Engine(
+            adapter="openai",
+            adapter_opts={"base_url": emulator.base_url("openai"), "api_key": EMULATOR_KEY},
+            model=args.model or DEFAULT_MODELS["openai"],
+        )
+        yield Target(engine, notice)
+
+
+def emulator_reply(prompt: str) -> str:
+    """What the emulator answers in the demo."""
+    return (
+        f"You asked: “{prompt}”. This answer comes from rx_allm's provider emulator, streamed "
+        "token by token over real HTTP in the OpenAI Chat Completions format. Set OPENAI_API_KEY, "
+        "ANTHROPIC_API_KEY or GEMINI_API_KEY to talk to a real model."
+    )
+
+
+def _fake_engine(prompt: str) -> allm.Engine:
+    words = emulator_reply(prompt).replace("rx_allm's provider emulator", "the Fake adapter").split(" ")
+    script: list[tuple[Any, ...]] = []
+    for i, word in enumerate(words):
+        script += [("delay", 0.03), ("text", word if i == 0 else " " + word)]
+    script += [
+        ("usage", {"input_tokens": len(prompt.split()), "output_tokens": len(words)}),
+        ("finish", "stop"),
+    ]
+    return allm.Engine(adapter="fake", adapter_opts={"script": script})
+
+
+# -- chat ------------------------------------------------------------------------------
+def _chat(args: argparse.Namespace) -> int:
+    messages = ([allm.system(args.system)] if args.system else []) + [allm.user(args.prompt)]
+    fields = {
+        k: v for k, v in (("max_tokens", args.max_tokens), ("temperature", args.temperature)) if v is not None
+    }
+    with target_for(args) as target:
+        if target.notice:
+            print(target.notice, file=sys.stderr)
+        view = (
+            JsonView(sys.stdout)
+            if args.json
+            else EventsView(sys.stdout)
+            if args.events
+            else TextView(sys.stdout)
+        )
+        try:
+            events = allm.stream_generate(target.engine, allm.request(messages, **fields))
+        except RxAllmError as exc:
+            print(error_line(exc), file=sys.stderr)
+            return 2
+        return run_view(events, view)
+
+
+def run_view(events: Any, view: View) -> int:
+    """Subscribe ``view`` to ``events`` and wait; Ctrl-C disposes the subscription (exit 130)."""
+    finished = threading.Event()
+    failure: list[Exception] = []
+
+    def on_error(error: Exception) -> None:
+        failure.append(error)
+        finished.set()
+
+    view.waiting()
+    subscription = events.subscribe(on_next=view.show, on_error=on_error, on_completed=finished.set)
+    try:
+        while not finished.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        subscription.dispose()
+        view.interrupted()
+        return 130
+    view.done(failure[0] if failure else None)
+    return 1 if failure else 0
+
+
+def error_line(error: Exception) -> str:
+    """One readable line for an error."""
+    if isinstance(error, RxAllmError):
+        where = ", ".join(
+            str(part)
+            for part in (
+                error.provider,
+                f"HTTP {getattr(error, 'status', None)}" if getattr(error, "status", None) else None,
+            )
+            if part
+        )
+        return (
+            f"error: {error.reason} ({type(error).__name__}{', ' + where if where else ''}): {error.message}"
+        )
+    return f"error: {type(error).__name__}: {error}"
+
+
+class View:
+    """How events are shown."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def waiting(self) -> None:
+        """Before the first event."""
+
+    def show(self, event: allm.Event) -> None:
+        """One event."""
+
+    def done(self, error: Exception | None) -> None:
+        """After the terminal notification."""
+        if error is not None:
+            print(error_line(error), file=sys.stderr)
+
+    def interrupted(self) -> None:
+        """After Ctrl-C."""
+        print("\ncancelled", file=sys.stderr)
+
+
+class TextView(View):
+    """The reply's text as it arrives, a spinner before the first token, then finish and usage."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__(out)
+        self.spinner: Any = None
+        self.completed: allm.MessageCompleted | None = None
+        self.usage: allm.Usage | None = None
+
+    def waiting(self) -> None:
+        try:
+            from rich.console import Console
+        except ImportError:
+            return
+        console = Console(stderr=True)
+        if console.is_terminal:
+            self.spinner = console.status("waiting for the first token…")
+            self.spinner.start()
+
+    def _stop_spinner(self) -> None:
+        if self.spinner is not None:
+            self.spinner.stop()
+            self.spinner = None
+
+    def show(self, event: allm.Event) -> None:
+        if isinstance(event, allm.TextDelta):
+            self._stop_spinner()
+            self.out.write(event.delta)
+            self.out.flush()
+        elif isinstance(event, allm.RawChunk) and isinstance(event.data, allm.Usage):
+            self.usage = event.data
+        elif isinstance(event, allm.MessageCompleted):
+            self.completed = event
+
+    def done(self, error: Exception | None) -> None:
+        self._stop_spinner()
+        self.out.write("\n")
+        self.out.flush()
+        if self.completed is not None:
+            print(summary_line(self.completed.finish_reason, self.usage), file=sys.stderr)
+        super().done(error)
+
+    def interrupted(self) -> None:
+        self._stop_spinner()
+        super().interrupted()
+
+
+def summary_line(finish: str | None, usage: allm.Usage | None) -> str:
+    """``finish: stop · usage: 12 in / 8 out / 20 total``."""
+    parts = [f"finish: {finish}"]
+    if usage is not None and (usage.input_tokens is not None or usage.output_tokens is not None):
+        total = usage.total_tokens
+        if total is None and usage.input_tokens is not None and usage.output_tokens is not None:
+            total = usage.input_tokens + usage.output_tokens
+        parts.append(f"usage: {usage.input_tokens} in / {usage.output_tokens} out / {total} total")
+    return " · ".join(parts)
+
+
+class EventsView(View):
+    """Every event on its own line."""
+
+    def show(self, event: allm.Event) -> None:
+        fields = event.model_dump(mode="json", exclude={"type"})
+        shown = " ".join(
+            f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in fields.items() if v not in (None, {}, [])
+        )
+        print(f"{event.type:<20} {shown}", file=self.out, flush=True)
+
+
+class JsonView(View):
+    """Events as JSON lines; a failure is a last line ``{"type": "error", "error": {...}}``."""
+
+    def show(self, event: allm.Event) -> None:
+        print(event.model_dump_json(), file=self.out, flush=True)
+
+    def done(self, error: Exception | None) -> None:
+        if error is not None:
+            body = error.to_dict() if isinstance(error, RxAllmError) else {"message": str(error)}
+            print(json.dumps({"type": "error", "error": body}, ensure_ascii=False), file=self.out, flush=True)
+        super().done(error)
+
+
+# -- serve -----------------------------------------------------------------------------
+def _serve(args: argparse.Namespace) -> int:
+    from rx_allm.demo import serve
+
+    with target_for(args) as target:
+        if target.notice:
+            print(target.notice, file=sys.stderr)
+        return serve(target.engine, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

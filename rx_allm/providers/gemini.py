@@ -1,0 +1,378 @@
+"""The Google Gemini adapter (``adapter="gemini"``): ``streamGenerateContent?alt=sse``.
+
+Request: ``contents`` with roles ``user``/``model``, system messages as
+``systemInstruction``, ``generationConfig`` from ``max_tokens``, ``temperature``,
+``response_format`` and generation parameters (snake_case names such as ``top_p``
+or ``thinking_config`` are accepted), ``tools: [{functionDeclarations}]``,
+``toolConfig`` from ``tool_choice``. Past tool calls are ``functionCall`` parts
+(their ``thoughtSignature`` echoed from ``ToolCall.metadata``); tool results are
+``functionResponse`` parts named after the call they answer. ``request.options``
+is merged last.
+
+Stream: every ``data:`` frame is a whole ``GenerateContentResponse``. Text parts
+stream ``text_delta`` (thought summaries become ``raw_chunk`` kind ``"thought"``);
+each ``functionCall`` gives ``tool_call_started`` and ``tool_call_completed`` at once
+(Gemini sends whole arguments; an id is synthesized when the call has none);
+``usageMetadata`` running totals are merged and emitted once; a ``finishReason``
+is the terminal marker and the message completes at EOF after it. A blocked prompt
+or an ``{"error": ...}`` frame fails the stream with an ``AdapterError``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from reactivex import Observable
+
+from rx_allm.adapter import StreamOptions
+from rx_allm.errors import AdapterError
+from rx_allm.events import Event, RawChunk, ToolCallCompleted
+from rx_allm.http_errors import STATUS_REASONS, ErrorBody, ErrorDialect, in_band_error
+from rx_allm.models import FinishReason, Message, Request, Tool
+from rx_allm.providers.base import (
+    Emit,
+    StreamMapper,
+    base_url,
+    call_arguments,
+    json_bytes,
+    merge_reported,
+    resolve_api_key,
+    system_text,
+    transport_options,
+    turns,
+    usage_from,
+)
+from rx_allm.sse import SSEEvent
+from rx_allm.transport import HttpCall, http_stream
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+#: Prefix of the ids made up for calls Gemini sent without one (never sent back as ids).
+SYNTHETIC_ID_PREFIX = "rxallm_fc_"
+
+_CONTENT_FILTER = ("SAFETY", "RECITATION", "LANGUAGE", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII")
+_IMAGE_FILTER = ("IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION")
+_ERRORS = (
+    "MALFORMED_FUNCTION_CALL",
+    "UNEXPECTED_TOOL_CALL",
+    "TOO_MANY_TOOL_CALLS",
+    "MISSING_THOUGHT_SIGNATURE",
+    "MALFORMED_RESPONSE",
+)
+FINISH_REASONS: dict[str, FinishReason] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    **dict.fromkeys(_CONTENT_FILTER + _IMAGE_FILTER, "content_filter"),
+    **dict.fromkeys(_ERRORS, "error"),
+}
+
+#: Google RPC status → reason (the HTTP status, when there is one, outranks it).
+STATUS_NAMES: dict[str, str] = {
+    "INVALID_ARGUMENT": "invalid_request",
+    "FAILED_PRECONDITION": "invalid_request",
+    "OUT_OF_RANGE": "invalid_request",
+    "NOT_FOUND": "invalid_request",
+    "UNAUTHENTICATED": "authentication_failed",
+    "PERMISSION_DENIED": "authentication_failed",
+    "RESOURCE_EXHAUSTED": "rate_limited",
+    "INTERNAL": "provider_unavailable",
+    "UNAVAILABLE": "provider_unavailable",
+    "DEADLINE_EXCEEDED": "timeout",
+}
+
+_USAGE_FIELDS: dict[str, str | tuple[str, str]] = {
+    "input_tokens": "promptTokenCount",
+    "output_tokens": "candidatesTokenCount",
+    "total_tokens": "totalTokenCount",
+    "cached_input_tokens": "cachedContentTokenCount",
+    "reasoning_tokens": "thoughtsTokenCount",
+}
+
+#: ``generationConfig`` fields a provider parameter may name (in camelCase or snake_case).
+GENERATION_FIELDS = frozenset(
+    {
+        "candidateCount",
+        "enableEnhancedCivicAnswers",
+        "frequencyPenalty",
+        "logprobs",
+        "maxOutputTokens",
+        "mediaResolution",
+        "presencePenalty",
+        "responseJsonSchema",
+        "responseLogprobs",
+        "responseMimeType",
+        "responseModalities",
+        "responseSchema",
+        "seed",
+        "speechConfig",
+        "stopSequences",
+        "temperature",
+        "thinkingConfig",
+        "topK",
+        "topP",
+    }
+)
+_PARAM_ALIASES = {"stop": "stopSequences", "max_tokens": "maxOutputTokens"}
+
+
+def read_error_body(decoded: Any) -> ErrorBody:
+    """``{"error": {"code", "message", "status"}}`` (also inside a one-element list) → :class:`ErrorBody`."""
+    if isinstance(decoded, list) and decoded:
+        decoded = decoded[0]
+    error = decoded.get("error") if isinstance(decoded, dict) else None
+    if not isinstance(error, dict):
+        return ErrorBody()
+    message, status, code = error.get("message"), error.get("status"), error.get("code")
+    return ErrorBody(
+        message=message if isinstance(message, str) else None,
+        type=status if isinstance(status, str) else None,
+        code=str(code) if isinstance(code, int) else None,
+    )
+
+
+DIALECT = ErrorDialect(
+    provider="gemini",
+    label="Gemini",
+    read_body=read_error_body,
+    context_markers=("exceeds the maximum number of tokens", "input token count"),
+    type_reasons=STATUS_NAMES,
+)
+
+
+class Gemini:
+    """Streams ``generateContent``; ``adapter_opts``: ``api_key``, ``base_url``, ``session``."""
+
+    name = "gemini"
+    requires_model = True
+
+    def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
+        """A cold Observable of one ``streamGenerateContent`` call (raises for a missing key)."""
+        key = resolve_api_key(self.name, opts, ["GEMINI_API_KEY", "GOOGLE_API_KEY"])
+        model = str(request.model or opts.model).removeprefix("models/")
+        headers = {"x-goog-api-key": key, "content-type": "application/json", "accept": "text/event-stream"}
+        call = HttpCall(
+            url=f"{base_url(opts, DEFAULT_BASE_URL)}/v1beta/models/{quote(model, safe='')}"
+            ":streamGenerateContent?alt=sse",
+            body=json_bytes(build_body(request, opts)),
+            headers=headers,
+            new_mapper=GeminiMapper,
+            dialect=DIALECT,
+            **transport_options(opts),
+        )
+        return http_stream(call)
+
+
+# -- request body ----------------------------------------------------------------
+def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
+    """The ``GenerateContentRequest`` for ``request`` (``request.options`` merged last)."""
+    names = {c.id: c.name for m in request.messages for c in m.tool_calls}
+    body: dict[str, Any] = {"contents": [_content(turn, names) for turn in turns(request.messages)]}
+    system = system_text(request.messages)
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
+    if request.tools:
+        body["tools"] = [{"functionDeclarations": [_declaration(t) for t in request.tools]}]
+    tool_config = _tool_config(request.tool_choice)
+    if tool_config is not None:
+        body["toolConfig"] = tool_config
+    config = _generation_config(request)
+    for key, value in opts.params.items():
+        name = _PARAM_ALIASES.get(key) or _camel(key)
+        if name == "generationConfig" and isinstance(value, dict):
+            config.update(value)
+        elif name in GENERATION_FIELDS:
+            config[name] = value
+        else:
+            body[name] = value
+    if config:
+        body["generationConfig"] = config
+    return {**body, **request.options}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _generation_config(request: Request) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if request.max_tokens is not None:
+        config["maxOutputTokens"] = request.max_tokens
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    fmt = request.response_format
+    kind = fmt.get("type") if isinstance(fmt, dict) else fmt
+    if kind in ("json_object", "json_schema"):
+        config["responseMimeType"] = "application/json"
+    if kind == "json_schema" and isinstance(fmt, dict):
+        holder = fmt.get("json_schema", fmt)
+        config["responseSchema"] = holder["schema"] if isinstance(holder, dict) else {}
+    return config
+
+
+def _content(turn: Message | list[Message], names: dict[str, str]) -> dict[str, Any]:
+    if isinstance(turn, list):
+        return {"role": "user", "parts": [_function_response(m, names) for m in turn]}
+    parts = _parts(turn.content)
+    if turn.role != "assistant":
+        return {"role": "user", "parts": parts}
+    if turn.tool_calls:
+        parts = [p for p in parts if p != {"text": ""}]
+        parts += [_function_call(c.id, c.name, call_arguments(c), c.metadata) for c in turn.tool_calls]
+    return {"role": "model", "parts": parts}
+
+
+def _parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"text": content}]
+    return [{"text": p.get("text", "")} if p.get("type", "text") == "text" else p for p in content]
+
+
+def _function_call(call_id: str, name: str, args: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    call: dict[str, Any] = {"name": name, "args": args}
+    if call_id and not call_id.startswith(SYNTHETIC_ID_PREFIX):
+        call["id"] = call_id
+    part: dict[str, Any] = {"functionCall": call}
+    if isinstance(metadata.get("thoughtSignature"), str):
+        part["thoughtSignature"] = metadata["thoughtSignature"]
+    return part
+
+
+def _function_response(message: Message, names: dict[str, str]) -> dict[str, Any]:
+    call_id = message.tool_call_id or ""
+    name = names.get(call_id) or message.name
+    if not name:
+        raise AdapterError(
+            "invalid_request",
+            f"tool result {call_id!r} matches no earlier tool call (Gemini needs the function name)",
+            provider="gemini",
+        )
+    response: dict[str, Any] = {"name": name, "response": _result_object(message.text)}
+    if call_id and not call_id.startswith(SYNTHETIC_ID_PREFIX):
+        response["id"] = call_id
+    return {"functionResponse": response}
+
+
+def _result_object(text: str) -> dict[str, Any]:
+    """A tool result as the JSON object Gemini expects (non-object results are wrapped)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"result": text}
+    return value if isinstance(value, dict) else {"result": value}
+
+
+def _declaration(tool: Tool) -> dict[str, Any]:
+    declaration: dict[str, Any] = {"name": tool.name, "parameters": tool.schema_}
+    if tool.description:
+        declaration["description"] = tool.description
+    return declaration
+
+
+def _tool_config(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    if choice is None or choice == "auto":
+        return None
+    if isinstance(choice, dict):
+        return choice
+    if choice in ("none", "required"):
+        return {"functionCallingConfig": {"mode": "NONE" if choice == "none" else "ANY"}}
+    return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [choice]}}
+
+
+# -- stream mapping --------------------------------------------------------------
+class GeminiMapper(StreamMapper):
+    """Maps the ``GenerateContentResponse`` chunks of one stream to rx_allm events."""
+
+    provider = "gemini"
+
+    def __init__(self, emit: Emit) -> None:
+        super().__init__(emit)
+        self.completed: list[ToolCallCompleted] = []
+        self.raw_usage: dict[str, Any] = {}
+        self.thoughts: list[str] = []
+
+    def feed(self, event: SSEEvent) -> None:
+        if event.data == "[DONE]":  # some gateways add it; the terminal marker stays finishReason
+            return
+        chunk = self.json_object(event.data)
+        if isinstance(chunk.get("error"), dict):
+            self._error(chunk)
+        self._prompt_feedback(chunk.get("promptFeedback"))
+        for key, field in (("responseId", "provider_id"), ("modelVersion", "model")):
+            if isinstance(chunk.get(key), str):
+                self.completion_metadata[field] = chunk[key]
+        usage = chunk.get("usageMetadata")
+        if isinstance(usage, dict):
+            self.raw_usage = merge_reported(self.raw_usage, usage)
+        candidates = chunk.get("candidates")
+        if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
+            self._candidate(candidates[0])
+
+    def complete(self, calls_completed: Sequence[ToolCallCompleted] | None = None) -> None:
+        """Emit the latest usage totals and the message (calls were completed as they arrived)."""
+        if self.raw_usage:
+            self.set_usage(usage_from(self.raw_usage, _USAGE_FIELDS))
+        if self.thoughts:
+            self.message_metadata["thoughts"] = "".join(self.thoughts)
+        super().complete(self.completed)
+
+    # -- pieces of a chunk -------------------------------------------------------
+    def _error(self, chunk: dict[str, Any]) -> None:
+        info = read_error_body(chunk)
+        status = int(info.code) if info.code else 0
+        raise in_band_error(DIALECT, info, default=STATUS_REASONS.get(status, "provider_unavailable"))
+
+    def _prompt_feedback(self, feedback: Any) -> None:
+        reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
+        if reason:
+            raise AdapterError(
+                "content_filter",
+                f"Gemini blocked the prompt: {reason}",
+                provider=self.provider,
+                metadata={"block_reason": reason},
+            )
+
+    def _candidate(self, candidate: dict[str, Any]) -> None:
+        content = candidate.get("content")
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else []:
+            if isinstance(part, dict):
+                self._part(part)
+        reason = candidate.get("finishReason")
+        if isinstance(reason, str):
+            self.finish = FINISH_REASONS.get(reason, "other")
+            self.completion_metadata["raw_finish_reason"] = reason
+            self.terminal_seen = True
+
+    def _part(self, part: dict[str, Any]) -> None:
+        call = part.get("functionCall")
+        text = part.get("text")
+        if isinstance(call, dict):
+            self._function_call(call, part.get("thoughtSignature"))
+        elif part.get("thought") is True:
+            if isinstance(text, str) and text:
+                self.thoughts.append(text)
+                self.emit(RawChunk(kind="thought", data={"text": text}))
+        else:
+            self.text_delta(text)
+        signature = part.get("thoughtSignature")
+        if signature and not isinstance(call, dict):
+            self.emit(RawChunk(kind="thought_signature", data={"signature": signature}))
+
+    def _function_call(self, spec: dict[str, Any], signature: Any) -> None:
+        name = spec.get("name")
+        if not isinstance(name, str) or not name:
+            return
+        n = len(self.calls)
+        call_id = spec.get("id")
+        if not isinstance(call_id, str) or not call_id:
+            call_id = f"{SYNTHETIC_ID_PREFIX}{n}_{secrets.token_hex(6)}"
+        call = self.open_call(n, call_id, name)
+        args = spec.get("args")
+        call.final = json.dumps(args if isinstance(args, dict) else {}, ensure_ascii=False)
+        if isinstance(signature, str) and signature:
+            call.metadata["thoughtSignature"] = signature
+        self.completed.append(self.complete_call(call))
