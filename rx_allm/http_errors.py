@@ -57,6 +57,7 @@ class ErrorDialect:
     read_body: Callable[[Any], ErrorBody]
     context_markers: tuple[str, ...] = ()
     content_filter_markers: tuple[str, ...] = ()
+    auth_markers: tuple[str, ...] = ()  # e.g. Gemini answers a bad key with HTTP 400
     type_reasons: Mapping[str, str] = field(default_factory=dict)  # provider error type → reason
 
 
@@ -151,16 +152,30 @@ def in_band_error(
 
 
 def classify(dialect: ErrorDialect, reason: str, info: ErrorBody, status: int | None) -> str:
-    """Refine a status reason with the provider's error type and message markers."""
-    for key in (info.code, info.type):
-        if key and key in dialect.type_reasons:
-            mapped = dialect.type_reasons[key]
-            # An HTTP status outranks a generic body type, except for the specific markers.
-            if status is None or mapped in ("context_length_exceeded", "content_filter"):
-                return mapped
+    """Refine a status reason with the provider's error type/code and message markers.
+
+    Order: a type or code that names a specific reason (context length, content
+    filter), then message markers, then — for in-stream errors, which have no status —
+    the provider's generic error type, else the status reason.
+    """
+    mapped = [dialect.type_reasons[key] for key in (info.code, info.type) if key and key in dialect.type_reasons]
+    for candidate in mapped:
+        if candidate in _SPECIFIC:
+            return candidate
     text = (info.message or "").lower()
-    if status in (None, 400, 413) and any(marker in text for marker in dialect.context_markers):
+    if status in (None, 400, 413) and _mentions(text, dialect.context_markers):
         return "context_length_exceeded"
-    if status in (None, 400) and any(marker in text for marker in dialect.content_filter_markers):
+    if status in (None, 400) and _mentions(text, dialect.content_filter_markers):
         return "content_filter"
+    if status in (None, 400) and _mentions(text, dialect.auth_markers):
+        return "authentication_failed"
+    if status is None and mapped:
+        return mapped[0]
     return reason
+
+
+_SPECIFIC = frozenset({"context_length_exceeded", "content_filter"})
+
+
+def _mentions(text: str, markers: tuple[str, ...]) -> bool:
+    return any(marker in text for marker in markers)

@@ -438,6 +438,7 @@ async def test_http_error_message_is_redacted(emulator: ProviderEmulator) -> Non
     emulator.enqueue(Reply(status=400, error_body=google_error(400, "INVALID_ARGUMENT", leak)))
     response = await allm.generate(engine(emulator), hello())
     error = response.error
-    assert isinstance(error, AdapterError) and error.reason == "invalid_request"
+    # Gemini answers a bad key with HTTP 400; the message marks it as an authentication failure
+    assert isinstance(error, AdapterError) and error.reason == "authentication_failed"
     dumped = json.dumps(error.to_dict())
     assert "LeakedKeyMaterial" not in dumped and KEY not in dumped and "[REDACTED]" in error.message

@@ -94,7 +94,7 @@ DIALECT = ErrorDialect(
     provider="anthropic",
     label="Anthropic",
     read_body=read_error_body,
-    context_markers=("prompt is too long", "context window", "context length", "max_tokens"),
+    context_markers=("prompt is too long", "context window", "context length"),
     type_reasons=ERROR_TYPES,
 )
 

@@ -138,6 +138,7 @@ DIALECT = ErrorDialect(
     label="Gemini",
     read_body=read_error_body,
     context_markers=("exceeds the maximum number of tokens", "input token count"),
+    auth_markers=("api key not valid", "api_key_invalid"),
     type_reasons=STATUS_NAMES,
 )
 
