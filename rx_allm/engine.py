@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_serializer, field_validator
@@ -107,7 +108,7 @@ class Engine(BaseModel):
     tools: list[Tool] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
 
-    _calls: itertools.count[int] = PrivateAttr(default_factory=itertools.count)
+    _calls: Iterator[int] = PrivateAttr(default_factory=itertools.count)
 
     @field_validator("adapter_opts")
     @classmethod
