@@ -41,6 +41,7 @@ from rx_allm.models import (
     tool_result,
     user,
 )
+from rx_allm.operators import coalesce_text
 from rx_allm.runner import stream_generate
 
 __version__ = "0.1.0"
@@ -73,6 +74,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "assistant",
+    "coalesce_text",
     "collect",
     "generate",
     "generate_sync",

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import SecretStr
 from reactivex import Observable
 
 from rx_allm.events import Event
@@ -25,8 +26,9 @@ class StreamOptions:
 
     ``params`` are provider parameters (engine params merged under call options)
     that have no :class:`~rx_allm.models.Request` field; ``call_index`` counts the
-    engine's calls (the Fake adapter's script cursor). ``api_key`` is never shown
-    in a repr.
+    engine's calls (the Fake adapter's script cursor). A key is never shown in a
+    repr: ``api_key`` is left out of it and ``adapter_opts["api_key"]`` is held as a
+    ``SecretStr``, as on an :class:`~rx_allm.engine.Engine`.
     """
 
     model: str | None = None
@@ -37,6 +39,13 @@ class StreamOptions:
     params: Mapping[str, Any] = field(default_factory=dict)
     api_key: str | None = field(default=None, repr=False)
     call_index: int = 0
+
+    def __post_init__(self) -> None:
+        key = self.adapter_opts.get("api_key")
+        if isinstance(key, str):
+            object.__setattr__(self, "adapter_opts", {**self.adapter_opts, "api_key": SecretStr(key)})
+        if isinstance(self.api_key, SecretStr):  # an engine's params hold their key as SecretStr
+            object.__setattr__(self, "api_key", self.api_key.get_secret_value())
 
 
 @runtime_checkable

@@ -99,8 +99,9 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
         return
     from rx_allm.testing.emulator import ProviderEmulator, Reply
 
-    prompt = getattr(args, "prompt", "")
-    emulator = ProviderEmulator(default=Reply(text=emulator_reply(prompt), chunk_delay=0.03))
+    emulator = ProviderEmulator(
+        responder=lambda sent: Reply(text=emulator_reply(last_user_text(sent.json)), chunk_delay=0.03)
+    )
     with emulator.running():
         notice = (
             "rx-allm: no provider configured (no OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY): "
@@ -114,17 +115,30 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
         yield Target(engine, notice)
 
 
-def emulator_reply(prompt: str) -> str:
-    """What the emulator answers in the demo."""
+def last_user_text(body: Any) -> str:
+    """The last user message of a Chat Completions request body ("" when there is none)."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else ""
+    return ""
+
+
+def emulator_reply(
+    prompt: str,
+    origin: str = "rx_allm's provider emulator, streamed token by token over real HTTP in the OpenAI "
+    "Chat Completions format",
+) -> str:
+    """What the emulator (or the Fake, with its own ``origin``) answers in the demo."""
     return (
-        f"You asked: “{prompt}”. This answer comes from rx_allm's provider emulator, streamed "
-        "token by token over real HTTP in the OpenAI Chat Completions format. Set OPENAI_API_KEY, "
+        f"You asked: “{prompt}”. This answer comes from {origin}. Set OPENAI_API_KEY, "
         "ANTHROPIC_API_KEY or GEMINI_API_KEY to talk to a real model."
     )
 
 
 def _fake_engine(prompt: str) -> allm.Engine:
-    words = emulator_reply(prompt).replace("rx_allm's provider emulator", "the Fake adapter").split(" ")
+    words = emulator_reply(prompt, "the Fake adapter, token by token with no network at all").split(" ")
     script: list[tuple[Any, ...]] = []
     for i, word in enumerate(words):
         script += [("delay", 0.03), ("text", word if i == 0 else " " + word)]

@@ -116,8 +116,8 @@ class StreamCollector:
         calls = list(self._calls.values())
         if message is None:
             message = Message(role="assistant", content=text, tool_calls=calls)
-        # Fields are already validated models: skip re-validation on this hot path.
-        return Response.model_construct(
+        # Validating is cheaper than ``model_construct`` here: model instances pass through as they are.
+        return Response(
             message=message,
             output_text=text,
             tool_calls=calls,

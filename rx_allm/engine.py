@@ -2,8 +2,9 @@
 
 An engine whose adapter is a registered name (``"fake"``, ``"openai"``,
 ``"anthropic"``, ``"gemini"``) is plain data and round-trips through JSON. API
-keys given in ``adapter_opts`` are held as ``SecretStr`` and never serialized;
-a ``session`` or any other live object is left out of the serialized form.
+keys given in ``adapter_opts`` (or ``params``) are held as ``SecretStr`` and never
+serialized, neither to JSON nor by pickle; a ``session`` or any other live object is
+left out of the serialized form.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class Engine(BaseModel):
 
     _calls: Iterator[int] = PrivateAttr(default_factory=itertools.count)
 
-    @field_validator("adapter_opts")
+    @field_validator("adapter_opts", "params")
     @classmethod
     def _hide_key(cls, opts: dict[str, Any]) -> dict[str, Any]:
         key = opts.get("api_key")
@@ -128,6 +129,18 @@ class Engine(BaseModel):
     @field_serializer("adapter_opts")
     def _plain_opts(self, opts: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in opts.items() if k != "api_key" and _is_plain(v)}
+
+    @field_serializer("params")
+    def _keyless_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in params.items() if k != "api_key"}
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickled like the JSON form, without the API key (an unpickled engine uses the environment's)."""
+        state = super().__getstate__()
+        fields = dict(state["__dict__"])
+        for name in ("adapter_opts", "params"):
+            fields[name] = {k: v for k, v in fields[name].items() if k != "api_key"}
+        return {**state, "__dict__": fields}
 
     def resolve_adapter(self) -> StreamAdapter:
         """The adapter object for this engine (raises :class:`EngineError`)."""

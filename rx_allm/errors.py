@@ -65,7 +65,7 @@ class RxAllmError(Exception):
         self.message = redact(message) if message else default
         self.provider = provider
         self.cause = cause
-        self.metadata = dict(metadata or {})
+        self.metadata = _json_safe(dict(metadata or {}))  # provider bodies may echo a key
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -77,7 +77,7 @@ class RxAllmError(Exception):
             value = getattr(self, name)
             if value is not None and name not in ("reason", "message"):
                 parts.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(parts)})"
+        return redact(f"{type(self).__name__}({', '.join(parts)})")  # the cause's repr is not redacted
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -116,7 +116,7 @@ class RxAllmError(Exception):
                 return value
             if isinstance(value, dict):
                 return cls.from_dict(value)
-            raise TypeError(f"expected {cls.__name__} or its dict form")
+            raise ValueError(f"expected {cls.__name__} or its dict form")  # lets a union try the next type
 
         return core_schema.no_info_plain_validator_function(
             validate,

@@ -158,7 +158,9 @@ def classify(dialect: ErrorDialect, reason: str, info: ErrorBody, status: int | 
     filter), then message markers, then — for in-stream errors, which have no status —
     the provider's generic error type, else the status reason.
     """
-    mapped = [dialect.type_reasons[key] for key in (info.code, info.type) if key and key in dialect.type_reasons]
+    mapped = [
+        dialect.type_reasons[key] for key in (info.code, info.type) if key and key in dialect.type_reasons
+    ]
     for candidate in mapped:
         if candidate in _SPECIFIC:
             return candidate

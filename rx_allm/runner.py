@@ -65,9 +65,10 @@ def stream_generate(
             "missing_model", f"adapter {name!r} needs a model: set it on the request, call or engine"
         )
     source = adapter.stream(resolved, opts)
+    # ``op(source)`` is ``source.pipe(op)`` without pipe's per-call import and reduce (a few µs a call).
     if on_event is not None:
-        source = source.pipe(ops.do_action(on_event))
-    return source.pipe(ops.filter(event_filter(emit_text_deltas, emit_tool_deltas, include_raw_chunks)))
+        source = ops.do_action(on_event)(source)
+    return ops.filter(event_filter(emit_text_deltas, emit_tool_deltas, include_raw_chunks))(source)
 
 
 def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[Request, StreamOptions]:

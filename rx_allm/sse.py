@@ -4,7 +4,9 @@ Feed it the arbitrary byte chunks of a ``text/event-stream`` body; it returns th
 events each chunk completes. Line ends may be CR, LF or CRLF, and a chunk boundary
 anywhere (inside a line, a UTF-8 character or a CRLF pair) never changes the result.
 Lines are UTF-8, decoded strictly: invalid bytes raise
-``StreamError("malformed_event")`` instead of being replaced.
+``StreamError("malformed_event")`` instead of being replaced. The events completed
+before an invalid line are never lost: when a chunk holds both, ``feed`` returns those
+events and the error is raised by :meth:`SSEDecoder.check` (or the next call).
 """
 
 from __future__ import annotations
@@ -35,26 +37,33 @@ class SSEDecoder:
     blank line (comments included, each line end counted as one byte), a line still
     arriving included, so an oversized event fails before it is buffered whole. Going
     over it raises ``StreamError("malformed_event")``; the decoder is unusable afterwards.
+    ``provider`` is named in those errors, whose ``event_index`` counts the event that failed.
     """
 
     __slots__ = (
         "_after_cr",
         "_data",
+        "_dispatched",
         "_event",
         "_event_bytes",
+        "_failure",
         "_head",
         "_id",
         "_in_event",
         "_max_event_bytes",
         "_partial_len",
         "_pieces",
+        "_provider",
         "_retry",
         "bytes_received",
     )
 
-    def __init__(self, max_event_bytes: int | None = None) -> None:
+    def __init__(self, max_event_bytes: int | None = None, *, provider: str | None = None) -> None:
         self.bytes_received = 0
         self._max_event_bytes = max_event_bytes
+        self._provider = provider
+        self._dispatched = 0  # events returned so far
+        self._failure: StreamError | None = None  # an invalid line after events already returned
         self._head: bytes | None = b""  # the stream's first bytes while a BOM is still possible
         self._after_cr = False  # the last byte fed was CR: a leading LF completes that CRLF
         self._pieces: list[bytes] = []  # the unfinished line, as received
@@ -73,6 +82,8 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume ``chunk`` and return the events it completes, in order."""
+        if self._failure is not None:
+            raise self._failure
         self.bytes_received += len(chunk)
         if self._head is not None:
             head = self._head + chunk
@@ -95,8 +106,14 @@ class SSEDecoder:
                 self._partial_len += len(chunk)
                 self._check_size(self._partial_len + self._event_bytes)
             return []
-        lines = self._complete_lines(chunk[:end])
+        lines, invalid = self._complete_lines(chunk[:end])
         events = self._interpret(lines)
+        self._dispatched += len(events)
+        if invalid is not None:
+            self._failure = self._error(f"invalid UTF-8 in SSE stream: {invalid.reason}", invalid)
+            if not events:
+                raise self._failure from invalid
+            return events
         self._in_event = lines[-1] != ""
         tail = chunk[end + 1 :]
         self._partial_len = len(tail)
@@ -110,20 +127,28 @@ class SSEDecoder:
 
         The state is kept, so :attr:`has_partial` still tells whether the stream was cut short.
         """
+        self.check()
         return []
 
-    def _complete_lines(self, head: bytes) -> list[str]:
-        """Decode the lines completed by ``head``, the first one prefixed by the buffered partial line."""
+    def check(self) -> None:
+        """Raise the error of an invalid line whose preceding events ``feed`` already returned."""
+        if self._failure is not None:
+            raise self._failure
+
+    def _complete_lines(self, head: bytes) -> tuple[list[str], UnicodeDecodeError | None]:
+        """Decode the lines completed by ``head``, the first one prefixed by the buffered partial line.
+
+        At an invalid line, the lines before it are returned with the decoding error.
+        """
         if self._pieces:
             self._pieces.append(head)
             head = b"".join(self._pieces)
             self._pieces = []
         try:
-            return head.decode().split("\n")
+            return head.decode().split("\n"), None
         except UnicodeDecodeError as exc:
-            raise StreamError(
-                "malformed_event", f"invalid UTF-8 in SSE stream: {exc.reason}", cause=exc
-            ) from exc
+            cut = head.rfind(b"\n", 0, exc.start)
+            return (head[:cut].decode().split("\n") if cut >= 0 else []), exc
 
     def _interpret(self, lines: list[str]) -> list[SSEEvent]:
         events: list[SSEEvent] = []
@@ -169,6 +194,13 @@ class SSEDecoder:
     def _check_size(self, size: int) -> None:
         limit = self._max_event_bytes
         if limit is not None and size > limit:
-            raise StreamError(
-                "malformed_event", f"SSE event exceeds max_event_bytes={limit} ({size} bytes buffered)"
-            )
+            raise self._error(f"SSE event exceeds max_event_bytes={limit} ({size} bytes buffered)")
+
+    def _error(self, message: str, cause: UnicodeDecodeError | None = None) -> StreamError:
+        return StreamError(
+            "malformed_event",
+            message,
+            provider=self._provider,
+            event_index=self._dispatched + 1,
+            cause=cause,
+        )

@@ -204,7 +204,7 @@ def _tool_choice(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
         return choice
     if choice == "none":
         return {"type": "none"}
-    if choice == "required":
+    if choice in ("required", "any"):  # "any" is a mode word (a reserved tool name), as for OpenAI
         return {"type": "any"}
     return {"type": "tool", "name": choice}
 
@@ -233,6 +233,7 @@ class AnthropicMapper(StreamMapper):
         self.completed: list[ToolCallCompleted] = []
         self.raw_usage: dict[str, Any] = {}
         self.thinking: list[dict[str, Any]] = []
+        self.started = False  # message_started was emitted
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "message_start": self._message_start,
             "content_block_start": self._block_start,
@@ -253,6 +254,8 @@ class AnthropicMapper(StreamMapper):
         name = event.event if event.event != "message" else str(data.get("type", "message"))
         if name == "ping":
             return
+        if not self.started and name != "message_start":
+            self._message_start({})  # a stream without message_start still opens with message_started
         handler = self._handlers.get(name)
         if handler is None:
             self.emit(RawChunk(kind="unknown_event", data={"event": name, "data": data}))
@@ -261,6 +264,8 @@ class AnthropicMapper(StreamMapper):
 
     def complete(self, calls_completed: Sequence[ToolCallCompleted] | None = None) -> None:
         """Emit the merged usage and the message (tool calls were completed at their block stop)."""
+        for index in sorted(self.blocks):  # a block the stream never stopped ends with the message
+            self._block_stop({"index": index})
         if self.raw_usage:
             self.set_usage(anthropic_usage(self.raw_usage))
         if self.thinking:
@@ -269,6 +274,9 @@ class AnthropicMapper(StreamMapper):
 
     # -- handlers ----------------------------------------------------------------
     def _message_start(self, data: dict[str, Any]) -> None:
+        if self.started:
+            return  # only the first message_start announces the message
+        self.started = True
         message = data.get("message")
         message = message if isinstance(message, dict) else {}
         fields = (("provider_id", message.get("id")), ("model", message.get("model")))
@@ -283,6 +291,8 @@ class AnthropicMapper(StreamMapper):
         index, start = data.get("index"), data.get("content_block")
         if not isinstance(index, int) or not isinstance(start, dict):
             return
+        if index in self.blocks:  # a block restarted at the same index: the previous one ended
+            self._block_stop({"index": index})
         block = self.blocks[index] = _Block(str(start.get("type")), start)
         if block.kind == "tool_use":
             self.open_call(index, str(start.get("id") or ""), str(start.get("name") or ""))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import SecretStr
+from pydantic_core import from_json
 
 from rx_allm.adapter import StreamOptions
 from rx_allm.errors import AdapterError, StreamError
@@ -33,6 +34,13 @@ from rx_allm.redact import remember_secret
 from rx_allm.sse import SSEEvent
 
 Emit = Callable[[Event], None]
+
+# The per-chunk events are built by their model's validator itself: the same validation as
+# ``TextDelta(delta=...)`` without ``BaseModel.__init__``'s Python frame (a third of the cost).
+_new_text_delta: Callable[[dict[str, Any]], TextDelta] = TextDelta.__pydantic_validator__.validate_python
+_new_tool_call_delta: Callable[[dict[str, Any]], ToolCallDelta] = (
+    ToolCallDelta.__pydantic_validator__.validate_python
+)
 
 
 def resolve_api_key(provider: str, opts: StreamOptions, env_vars: Sequence[str]) -> str:
@@ -61,12 +69,31 @@ def base_url(opts: StreamOptions, default: str) -> str:
     return str(url).rstrip("/")
 
 
+def loads(data: str) -> Any:
+    """``json.loads``, with pydantic-core's parser tried first: about twice as fast per payload.
+
+    Whatever the fast parser accepts, it decodes to the same value; what it refuses (errors,
+    lone surrogates) goes to ``json.loads``, so results and errors are its. Nesting deeper
+    than pydantic-core's limit raises ``ValueError``: an event holding such a value could not
+    be serialized, and ``json.loads`` would exhaust the stack on deeper input.
+    """
+    try:
+        return from_json(data)
+    except ValueError as exc:
+        if "recursion limit" in str(exc):
+            raise
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
 def parse_arguments(raw: str) -> dict[str, Any]:
     """Tool arguments as a dict (``{}`` when the JSON is invalid or not an object)."""
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
+        value = loads(raw)
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
@@ -136,7 +163,7 @@ class StreamMapper:
     def json_object(self, data: str) -> dict[str, Any]:
         """Parse a ``data:`` payload that must be a JSON object."""
         try:
-            value = json.loads(data)
+            value = loads(data)
         except ValueError:
             value = None
         if not isinstance(value, dict):
@@ -152,7 +179,7 @@ class StreamMapper:
         """Emit a non-empty text fragment."""
         if isinstance(delta, str) and delta:
             self.text.append(delta)
-            self.emit(TextDelta(delta=delta))
+            self.emit(_new_text_delta({"delta": delta}))
 
     def open_call(self, key: Any, call_id: str, name: str) -> _Call:
         """Register a tool call under the provider's key and announce it."""
@@ -166,7 +193,7 @@ class StreamMapper:
         call = self.calls.get(key)
         if call is not None and isinstance(fragment, str) and fragment:
             call.raw.append(fragment)
-            self.emit(ToolCallDelta(id=call.id, arguments_delta=fragment))
+            self.emit(_new_tool_call_delta({"id": call.id, "arguments_delta": fragment}))
 
     def complete_call(self, call: _Call) -> ToolCallCompleted:
         """Emit the assembled call."""

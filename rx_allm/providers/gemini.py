@@ -129,7 +129,7 @@ def read_error_body(decoded: Any) -> ErrorBody:
     return ErrorBody(
         message=message if isinstance(message, str) else None,
         type=status if isinstance(status, str) else None,
-        code=str(code) if isinstance(code, int) else None,
+        code=str(code) if isinstance(code, int) and not isinstance(code, bool) else None,
     )
 
 
@@ -278,7 +278,7 @@ def _tool_config(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     if isinstance(choice, dict):
         return choice
-    if choice in ("none", "required"):
+    if choice in ("none", "required", "any"):  # "any" is a mode word (a reserved tool name)
         return {"functionCallingConfig": {"mode": "NONE" if choice == "none" else "ANY"}}
     return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [choice]}}
 

@@ -1,0 +1,199 @@
+"""The streaming clients the benchmarks compare, each reading one stream from the benchmark server.
+
+Every ``read_*`` coroutine streams one reply to its end and returns how many text deltas
+it saw (so a client that skipped work would be caught). The peers are the official
+``openai`` and ``anthropic`` SDKs, ``aiohttp-sse-client`` (stopped at the terminal event
+so it does not reconnect) and a bare aiohttp reader that splits lines and ``json.loads``
+each ``data:`` payload: the floor of this stack. Peer packages are imported lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+import rx_allm as allm
+from harness import BENCH_KEY
+
+MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5"}
+PROMPT = "Write a long story."
+MAX_TOKENS = 1 << 20
+
+
+def base_url(server: str, provider: str, mode: str, chunks: int, tag: str) -> str:
+    """What a client library takes as ``base_url`` for this scenario."""
+    root = f"{server}/{mode}/{chunks}/{tag}"
+    return f"{root}/v1" if provider == "openai" else root
+
+
+def endpoint(server: str, provider: str, mode: str, chunks: int, tag: str) -> str:
+    """The full POST URL (for the raw aiohttp clients)."""
+    root = f"{server}/{mode}/{chunks}/{tag}/v1"
+    return f"{root}/chat/completions" if provider == "openai" else f"{root}/messages"
+
+
+def request_body(provider: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": MODELS[provider], "messages": [{"role": "user", "content": PROMPT}]}
+    body["stream"] = True
+    if provider == "anthropic":
+        body["max_tokens"] = MAX_TOKENS
+    return body
+
+
+def request_headers(provider: str) -> dict[str, str]:
+    if provider == "openai":
+        return {"Authorization": f"Bearer {BENCH_KEY}", "Accept": "text/event-stream"}
+    return {"x-api-key": BENCH_KEY, "anthropic-version": "2023-06-01", "Accept": "text/event-stream"}
+
+
+# -- rx_allm ---------------------------------------------------------------------------
+def rx_engine(server: str, provider: str, mode: str, chunks: int, tag: str) -> allm.Engine:
+    """An engine for ``provider`` pointed at the benchmark server."""
+    opts = {"api_key": BENCH_KEY, "base_url": base_url(server, provider, mode, chunks, tag)}
+    return allm.Engine(adapter=provider, model=MODELS[provider], adapter_opts=opts)
+
+
+def rx_request() -> allm.Request:
+    return allm.request([allm.user(PROMPT)], max_tokens=MAX_TOKENS)
+
+
+async def read_rx_allm(server: str, provider: str, chunks: int, tag: str) -> int:
+    """The full path: adapter → ``stream_generate`` with an ``on_event`` callback → subscriber."""
+    engine = rx_engine(server, provider, "full", chunks, tag)
+    seen = [0]
+
+    def on_event(event: allm.Event) -> None:
+        if event.type == "text_delta":
+            seen[0] += 1
+
+    return await subscribe_to_end(allm.stream_generate(engine, rx_request(), on_event=on_event), seen)
+
+
+async def subscribe_to_end(events: Any, seen: list[int]) -> int:
+    """Subscribe, wait for the terminal notification, return ``seen[0]`` (raise the stream's error)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    delivered = [0]
+
+    def on_next(_event: allm.Event) -> None:
+        delivered[0] += 1
+
+    def on_error(error: Exception) -> None:
+        done.set_exception(error)
+
+    events.subscribe(on_next=on_next, on_error=on_error, on_completed=lambda: done.set_result(None))
+    await done
+    if delivered[0] < seen[0]:
+        raise AssertionError("the subscriber missed events")
+    return seen[0]
+
+
+# -- official SDKs -------------------------------------------------------------------
+async def read_openai(server: str, provider: str, chunks: int, tag: str) -> int:
+    """``AsyncOpenAI(...).chat.completions.create(stream=True)``, iterated to the end."""
+    from openai import AsyncOpenAI
+
+    url = base_url(server, provider, "full", chunks, tag)
+    async with AsyncOpenAI(base_url=url, api_key=BENCH_KEY, max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model=MODELS["openai"], messages=[{"role": "user", "content": PROMPT}], stream=True
+        )
+        seen = 0
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                seen += 1
+    return seen
+
+
+async def read_anthropic(server: str, provider: str, chunks: int, tag: str) -> int:
+    """``AsyncAnthropic(...).messages.create(stream=True)``, iterated to the end."""
+    from anthropic import AsyncAnthropic
+
+    url = base_url(server, provider, "full", chunks, tag)
+    async with AsyncAnthropic(base_url=url, api_key=BENCH_KEY, max_retries=0) as client:
+        stream = await client.messages.create(
+            model=MODELS["anthropic"],
+            max_tokens=MAX_TOKENS,
+            messages=[{"role": "user", "content": PROMPT}],
+            stream=True,
+        )
+        seen = 0
+        async for event in stream:
+            if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                seen += 1
+    return seen
+
+
+# -- raw aiohttp readers ---------------------------------------------------------------
+def classify(provider: str, data: str | bytes) -> int:
+    """1 for a text delta, 0 for another event, -1 for the terminal one (``[DONE]``, ``message_stop``)."""
+    if provider == "openai":
+        if data[:6] in ("[DONE]", b"[DONE]"):
+            return -1
+        choices = json.loads(data).get("choices")
+        return 1 if choices and choices[0].get("delta", {}).get("content") else 0
+    payload = json.loads(data)
+    kind = payload.get("type")
+    if kind == "message_stop":
+        return -1
+    return 1 if kind == "content_block_delta" and payload["delta"].get("type") == "text_delta" else 0
+
+
+async def read_sse_client(server: str, provider: str, chunks: int, tag: str) -> int:
+    """``aiohttp_sse_client.client.EventSource`` with POST, ``json.loads`` per event, stopped at the end."""
+    from aiohttp_sse_client import client as sse_client
+
+    url = endpoint(server, provider, "full", chunks, tag)
+    seen = 0
+    async with (
+        aiohttp.ClientSession() as session,
+        sse_client.EventSource(
+            url,
+            option={"method": "POST"},
+            session=session,
+            json=request_body(provider),
+            headers=request_headers(provider),
+        ) as source,
+    ):
+        async for event in source:
+            kind = classify(provider, event.data)
+            if kind < 0:
+                break
+            seen += kind
+    return seen
+
+
+async def read_bare(server: str, provider: str, chunks: int, tag: str) -> int:
+    """aiohttp + split lines + ``json.loads`` of each ``data:`` payload: the floor of this stack."""
+    url = endpoint(server, provider, "full", chunks, tag)
+    seen = 0
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=request_body(provider), headers=request_headers(provider)) as response,
+    ):
+        tail = b""
+        async for chunk in response.content.iter_any():
+            lines = (tail + chunk).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                if line.startswith(b"data: "):
+                    kind = classify(provider, line[6:])
+                    if kind < 0:
+                        return seen
+                    seen += kind
+    return seen
+
+
+Reader = Callable[[str, str, int, str], Awaitable[int]]
+#: client name → (reader, the providers it speaks)
+READERS: dict[str, tuple[Reader, tuple[str, ...]]] = {
+    "rx_allm": (read_rx_allm, ("openai", "anthropic")),
+    "openai": (read_openai, ("openai",)),
+    "anthropic": (read_anthropic, ("anthropic",)),
+    "aiohttp_sse_client": (read_sse_client, ("openai", "anthropic")),
+    "bare_aiohttp": (read_bare, ("openai", "anthropic")),
+}

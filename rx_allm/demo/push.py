@@ -1,0 +1,86 @@
+"""Pushing an Observable of events to a browser as Server-Sent Events.
+
+:func:`push_events` is the whole pattern of a reactive UI back end: subscribe, write one
+``data:`` frame per event, end with a ``done`` or ``error`` frame, dispose when the
+client goes away. Frames (each event's JSON has its ``type``)::
+
+    id: 3
+    data: {"type":"text_delta","id":null,"delta":" world"}
+
+    data: {"type":"done"}                                             (after on_completed)
+    data: {"type":"error","error":{"type":"AdapterError","reason":"rate_limited",...}}
+
+Numbered frames carry rx_allm events; the closing frame has no ``id``. Disposal: when
+the browser closes the connection, the server must cancel the handler (``aiohttp``'s
+``handler_cancellation=True``); the cancelled ``await`` closes the iterator, which
+disposes the subscription and so cancels the provider request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+from reactivex import Observable
+
+from rx_allm.errors import RxAllmError, StreamError
+from rx_allm.events import Event
+from rx_allm.iterate import iterate
+
+#: Response headers of an event stream (``X-Accel-Buffering`` keeps nginx from buffering it).
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def frame(data: str, event_id: int | None = None) -> bytes:
+    """One SSE frame of a single-line ``data`` (JSON never holds a raw line break)."""
+    head = "" if event_id is None else f"id: {event_id}\n"
+    return f"{head}data: {data}\n\n".encode()
+
+
+def error_payload(error: Exception) -> dict[str, Any]:
+    """The closing ``error`` frame's payload: the typed error's data form (untyped ones are wrapped)."""
+    if not isinstance(error, RxAllmError):
+        error = StreamError("unknown", f"stream failed: {type(error).__name__}: {error}")
+    return {"type": "error", "error": error.to_dict()}
+
+
+def dumps(payload: dict[str, Any]) -> str:
+    """Compact JSON for a frame."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+async def push_events(
+    request: web.Request,
+    events: Observable[Event],
+    *,
+    first_id: int = 0,
+    preamble: Iterable[dict[str, Any]] = (),
+) -> web.StreamResponse:
+    """Stream ``events`` to the client of ``request`` as SSE; returns when the stream ended.
+
+    ``preamble`` payloads are sent first (unnumbered); events are numbered from
+    ``first_id`` so a reconnecting ``EventSource`` can say where it stopped
+    (``Last-Event-ID``).
+    """
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    await response.prepare(request)
+    for payload in preamble:
+        await response.write(frame(dumps(payload)))
+    event_id = first_id
+    async with iterate(events) as stream:
+        while True:
+            try:
+                event = await anext(stream)
+            except StopAsyncIteration:
+                closing: dict[str, Any] = {"type": "done"}
+                break
+            except Exception as error:  # the stream's terminal on_error
+                closing = error_payload(error)
+                break
+            await response.write(frame(event.model_dump_json(), event_id))
+            event_id += 1
+    await response.write(frame(dumps(closing)))
+    await response.write_eof()
+    return response

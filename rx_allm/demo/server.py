@@ -1,0 +1,50 @@
+"""Serving the demo: start it on a loop (tests, embedding) or run it until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+from aiohttp import web
+
+from rx_allm.demo.app import make_app
+from rx_allm.engine import Engine
+
+
+async def start(engine: Engine, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
+    """Serve the demo on the running loop (``port=0``: any free port); ``await runner.cleanup()`` stops it.
+
+    Handlers are cancelled as soon as their client disconnects, which is what disposes a
+    closed tab's subscription.
+    """
+    runner = web.AppRunner(make_app(engine), handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+def url_of(runner: web.AppRunner) -> str:
+    """The page's address on the first listening socket of ``runner``."""
+    host, port = runner.addresses[0][:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
+def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080) -> int:
+    """Run the demo until Ctrl-C (running generations are cancelled); returns 0."""
+
+    async def run() -> None:
+        runner = await start(engine, host, port)
+        try:
+            print(f"rx-allm demo: open {url_of(runner)} (Ctrl-C stops)", file=sys.stderr, flush=True)
+            await asyncio.get_running_loop().create_future()  # until Ctrl-C cancels it
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
