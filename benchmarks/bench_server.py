@@ -77,7 +77,9 @@ class BenchServer:
         mode, chunks, tag, provider = parts[0], int(parts[1]), parts[2], ROUTES[parts[4]]
         self.received[tag] = received
         await request.read()
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await response.prepare(request)
         try:
             if mode == "full":

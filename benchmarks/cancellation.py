@@ -11,7 +11,7 @@ another and records the moment it gives up on each one:
 * ``openai``: ``async for chunk in stream: ... break`` then ``await stream.close()``;
 * ``bare_aiohttp``: ``response.close()`` after the first ``data:`` line with a text delta.
 
-Latency = server-side close time − client-side give-up time, both ``time.monotonic()``
+Latency = server-side close time - client-side give-up time, both ``time.monotonic()``
 (one system-wide clock on Linux). Target (SPEC §8): rx_allm p99 under 50 ms.
 """
 
@@ -23,9 +23,6 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 import aiohttp
-from reactivex.abc import DisposableBase
-
-import rx_allm as allm
 from clients import (
     MODELS,
     PROMPT,
@@ -37,7 +34,21 @@ from clients import (
     rx_engine,
     rx_request,
 )
-from harness import BENCH_KEY, bench_server, emit, installed, median, now, percentile, run_client, server_log, table
+from harness import (
+    BENCH_KEY,
+    bench_server,
+    emit,
+    installed,
+    median,
+    now,
+    percentile,
+    run_client,
+    server_log,
+    table,
+)
+from reactivex.abc import DisposableBase
+
+import rx_allm as allm
 
 GAP = 0.02  # seconds between streams, so each close is observed on its own
 

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from harness import BENCH_KEY
 
 import rx_allm as allm
-from harness import BENCH_KEY
 
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5"}
 PROMPT = "Write a long story."
@@ -169,6 +169,15 @@ async def read_sse_client(server: str, provider: str, chunks: int, tag: str) -> 
 
 async def read_bare(server: str, provider: str, chunks: int, tag: str) -> int:
     """aiohttp + split lines + ``json.loads`` of each ``data:`` payload: the floor of this stack."""
+    return await _read_lines(server, provider, chunks, tag, None)
+
+
+async def read_bare_16k(server: str, provider: str, chunks: int, tag: str) -> int:
+    """The bare reader taking at most 16 KiB per read, as rx_allm's transport does."""
+    return await _read_lines(server, provider, chunks, tag, 1 << 14)
+
+
+async def _read_lines(server: str, provider: str, chunks: int, tag: str, read_size: int | None) -> int:
     url = endpoint(server, provider, "full", chunks, tag)
     seen = 0
     async with (
@@ -176,7 +185,8 @@ async def read_bare(server: str, provider: str, chunks: int, tag: str) -> int:
         session.post(url, json=request_body(provider), headers=request_headers(provider)) as response,
     ):
         tail = b""
-        async for chunk in response.content.iter_any():
+        reads = response.content.iter_chunked(read_size) if read_size else response.content.iter_any()
+        async for chunk in reads:
             lines = (tail + chunk).split(b"\n")
             tail = lines.pop()
             for line in lines:
@@ -196,4 +206,5 @@ READERS: dict[str, tuple[Reader, tuple[str, ...]]] = {
     "anthropic": (read_anthropic, ("anthropic",)),
     "aiohttp_sse_client": (read_sse_client, ("openai", "anthropic")),
     "bare_aiohttp": (read_bare, ("openai", "anthropic")),
+    "bare_aiohttp_16k": (read_bare_16k, ("openai", "anthropic")),
 }

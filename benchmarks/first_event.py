@@ -9,7 +9,7 @@ handler and when it wrote the first body byte. For each request:
 
 * ``ttfe`` — client start (``subscribe`` / the POST) → the first text delta in hand;
 * ``server`` — the server's own first-byte time (handler start → first body write);
-* ``client side`` — ``ttfe − server``: sending the request, loopback, reading and
+* ``client side`` — ``ttfe - server``: sending the request, loopback, reading and
   decoding the first chunk, in the client's process;
 
 medians and p99 in milliseconds. The library's overhead is rx_allm's client-side time
@@ -25,10 +25,32 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+from clients import (
+    MODELS,
+    PROMPT,
+    base_url,
+    classify,
+    endpoint,
+    request_body,
+    request_headers,
+    rx_engine,
+    rx_request,
+)
+from harness import (
+    BENCH_KEY,
+    bench_server,
+    emit,
+    installed,
+    median,
+    now,
+    percentile,
+    prime,
+    run_client,
+    server_log,
+    table,
+)
 
 import rx_allm as allm
-from clients import MODELS, PROMPT, base_url, classify, endpoint, request_body, request_headers, rx_engine, rx_request
-from harness import BENCH_KEY, bench_server, emit, installed, median, now, percentile, prime, run_client, server_log, table
 
 FirstDelta = Callable[[str], Awaitable[tuple[float, float]]]  # tag -> (start, first delta)
 WARM_UP = 20
@@ -62,7 +84,9 @@ async def bare_client(stack: contextlib.AsyncExitStack, server: str, chunks: int
         seen: list[float] = []
         start = now()
         async with session.post(
-            endpoint(server, "openai", "full", chunks, tag), json=request_body("openai"), headers=request_headers("openai")
+            endpoint(server, "openai", "full", chunks, tag),
+            json=request_body("openai"),
+            headers=request_headers("openai"),
         ) as response:
             async for line in response.content:
                 if line.startswith(b"data: ") and classify("openai", line[6:].strip()) == 1 and not seen:
@@ -136,7 +160,16 @@ def drive(requests: int, chunks: int, timeout: float) -> None:
                 server_ms.append((log["first_byte"][tag] - log["received"][tag]) * 1000)
                 own.append(ttfe[-1] - server_ms[-1])
         client_side[name] = median(own)
-        rows.append([name, median(ttfe), percentile(ttfe, 0.99), median(server_ms), median(own), percentile(own, 0.99)])
+        rows.append(
+            [
+                name,
+                median(ttfe),
+                percentile(ttfe, 0.99),
+                median(server_ms),
+                median(own),
+                percentile(own, 0.99),
+            ]
+        )
     overhead = client_side["rx_allm"] - client_side["bare_aiohttp"]
     print(f"\ntime to first text delta, {requests} requests per client (interleaved, warm connections), ms")
     print(table(["client", "ttfe p50", "ttfe p99", "server p50", "client side p50", "client side p99"], rows))

@@ -3,7 +3,9 @@
 Each benchmark script is both the driver (no ``--client``) and the client (``--client
 NAME``, run by the driver in a fresh interpreter that prints one JSON line). Peer SDKs
 are optional: :func:`installed` tells whether a client's package can be imported, and
-the driver prints "not installed" in that client's row instead of running it.
+the driver prints "not installed" in that client's row instead of running it. The
+environment variable ``RX_ALLM_BENCH_HIDE`` (comma-separated client names) makes
+installed peers count as missing, to exercise that path.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,9 +30,12 @@ PEER_PACKAGES = {"openai": "openai", "anthropic": "anthropic", "aiohttp_sse_clie
 
 
 def installed(client: str) -> bool:
-    """Whether the package behind ``client`` can be imported here."""
+    """Whether the package behind ``client`` can be imported here (and is not hidden)."""
     package = PEER_PACKAGES.get(client)
-    return package is None or importlib.util.find_spec(package) is not None
+    if package is None:
+        return True
+    hidden = os.environ.get("RX_ALLM_BENCH_HIDE", "").split(",")
+    return client not in hidden and importlib.util.find_spec(package) is not None
 
 
 @contextlib.contextmanager
@@ -113,7 +119,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
     for n, row in enumerate(cells):
-        line = "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        line = "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
         lines.append(line.rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))

@@ -26,9 +26,10 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import rx_allm as allm
 from clients import MODELS, PROMPT, READERS, base_url, rx_engine, rx_request, subscribe_to_end
 from harness import BENCH_KEY, bench_server, emit, installed, prime, run_client, server_log, table
+
+import rx_allm as allm
 
 CLIENTS = ("rx_allm", "openai")
 WAIT = 120.0  # seconds: bound on any one phase
@@ -114,9 +115,9 @@ class RxStreams(OpenStreams):
                 ready.set_exception(error)
 
         self.subscriptions = [
-            allm.stream_generate(rx_engine(server, "openai", "stall", 1, f"{prefix}{i}"), rx_request()).subscribe(
-                on_next, on_error
-            )
+            allm.stream_generate(
+                rx_engine(server, "openai", "stall", 1, f"{prefix}{i}"), rx_request()
+            ).subscribe(on_next, on_error)
             for i in range(streams)
         ]
         await asyncio.wait_for(ready, WAIT)
@@ -195,19 +196,34 @@ def drive(streams: int, chunks: int, single_chunks: int, timeout: float) -> None
                 memory_rows.append([client, "not installed", "", ""])
                 continue
             args = ["--server", server, "--streams", str(streams), "--chunks", str(chunks)]
-            r = run_client(__file__, client, [*args, "--phase", "rate", "--single-chunks", str(single_chunks)], timeout)
+            r = run_client(
+                __file__, client, [*args, "--phase", "rate", "--single-chunks", str(single_chunks)], timeout
+            )
             m = run_client(__file__, client, [*args, "--phase", "memory"], timeout)
             closed = server_log(server)["disconnects"]
             seen = sum(1 for tag in closed if tag.startswith((f"{client}-m1-", f"{client}-m2-")))
             rate_rows.append(
-                [client, f"{int(r['complete'])}/{streams}", r["single"], r["aggregate"], r["aggregate"] / r["single"]]
+                [
+                    client,
+                    f"{int(r['complete'])}/{streams}",
+                    r["single"],
+                    r["aggregate"],
+                    r["aggregate"] / r["single"],
+                ]
             )
             memory_rows.append(
-                [client, f"{m['rss_per_stream'] / 1024:.1f}", f"{m['traced_per_stream'] / 1024:.1f}", f"{seen}/{2 * streams}"]
+                [
+                    client,
+                    f"{m['rss_per_stream'] / 1024:.1f}",
+                    f"{m['traced_per_stream'] / 1024:.1f}",
+                    f"{seen}/{2 * streams}",
+                ]
             )
             if client == "rx_allm":
                 ratio = r["aggregate"] / r["single"]
-    print(f"\n{streams} concurrent streams of {chunks} deltas vs one stream of {single_chunks} (openai format)")
+    print(
+        f"\n{streams} concurrent streams of {chunks} deltas vs one stream of {single_chunks} (openai format)"
+    )
     print(table(["client", "complete", "single ev/s", "aggregate ev/s", "aggregate/single"], rate_rows))
     print(f"\nmemory per open stream ({streams} streams held open after their first delta)")
     print(table(["client", "RSS KiB/stream", "traced KiB/stream", "closes seen by server"], memory_rows))

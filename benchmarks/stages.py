@@ -1,10 +1,12 @@
 """Per-chunk cost of each stage of rx_allm's receive path, in process, without the network.
 
-Run: ``python benchmarks/stages.py [--chunks N] [--rounds R] [--provider openai|anthropic]``.
+Run: ``python benchmarks/stages.py [--chunks N] [--rounds R] [--provider openai|anthropic]
+[--read-size BYTES]``.
 
-The body the benchmark server would send is cut into 64 KiB reads and pushed through
-growing prefixes of the path; each row is the median over rounds of µs per chunk, and
-the difference between rows is what that stage costs:
+The body the benchmark server would send is cut into reads (16 KiB, as the transport
+takes them) and pushed through growing prefixes of the path; each row is the best over
+rounds of the process's CPU time per chunk (the least disturbed figure on a shared
+machine), and the difference between rows is what that stage costs:
 
 1. ``bytes.split`` + ``json.loads`` per ``data:`` line (what the bare reader does),
 2. ``SSEDecoder.feed`` alone, then with the payloads parsed as the mappers parse them,
@@ -17,16 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from collections.abc import Callable
 
 import reactivex
+from bench_server import body
+from harness import table
 from reactivex import abc
 from reactivex import operators as ops
 
-from bench_server import body
-from harness import table
 from rx_allm.events import Event
 from rx_allm.providers.anthropic import AnthropicMapper
 from rx_allm.providers.base import StreamMapper
@@ -34,17 +35,16 @@ from rx_allm.providers.openai import ChatCompletionsMapper
 from rx_allm.runner import event_filter
 from rx_allm.sse import SSEDecoder
 
-import os
-READ_SIZE = int(os.environ.get("RS", 64 * 1024))
+READ_SIZE = 16 * 1024  # what the transport takes per read
 MAPPERS: dict[str, Callable[[Callable[[Event], None]], StreamMapper]] = {
     "openai": ChatCompletionsMapper,
     "anthropic": AnthropicMapper,
 }
 
 
-def reads(provider: str, chunks: int) -> list[bytes]:
+def reads(provider: str, chunks: int, size: int = READ_SIZE) -> list[bytes]:
     data = body(provider, chunks)
-    return [data[i : i + READ_SIZE] for i in range(0, len(data), READ_SIZE)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 def bare(provider: str, pieces: list[bytes]) -> None:
@@ -107,7 +107,9 @@ def full(provider: str, pieces: list[bytes]) -> None:
         if event.type == "text_delta":
             seen[0] += 1
 
-    source = reactivex.create(subscribe).pipe(ops.do_action(on_event), ops.filter(event_filter(True, True, False)))
+    source = reactivex.create(subscribe).pipe(
+        ops.do_action(on_event), ops.filter(event_filter(True, True, False))
+    )
     source.subscribe(on_next=lambda _event: None)
 
 
@@ -125,8 +127,9 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--provider", choices=sorted(MAPPERS), default="openai")
+    parser.add_argument("--read-size", type=int, default=READ_SIZE, help="bytes per read")
     args = parser.parse_args()
-    pieces = reads(args.provider, args.chunks)
+    pieces = reads(args.provider, args.chunks, args.read_size)
     rows: list[list[object]] = []
     for name, stage in STAGES:
         stage(args.provider, pieces)  # warm-up
@@ -137,7 +140,9 @@ def main() -> None:
             times.append(time.process_time() - start)
         per_chunk = min(times) / args.chunks * 1e6
         rows.append([name, f"{per_chunk:.2f}", f"{1e6 / per_chunk:,.0f}"])
-    print(f"{args.provider} format, {args.chunks:,} chunks in {len(pieces)} reads of {READ_SIZE // 1024} KiB")
+    print(
+        f"{args.provider} format, {args.chunks:,} chunks in {len(pieces)} reads of {args.read_size:,} bytes"
+    )
     print(table(["stage (cumulative)", "us/chunk", "chunks/s"], rows))
 
 

@@ -37,7 +37,9 @@ async def measure(client: str, server: str, provider: str, chunks: int) -> dict[
 
 
 def drive(provider: str, chunks: int, rounds: int, timeout: float, only: list[str] | None) -> None:
-    clients = [name for name, (_, speaks) in READERS.items() if provider in speaks and (not only or name in only)]
+    clients = [
+        name for name, (_, speaks) in READERS.items() if provider in speaks and (not only or name in only)
+    ]
     results: dict[str, list[dict[str, float]]] = {name: [] for name in clients}
     runnable = [name for name in clients if installed(name)]
     with bench_server() as server:

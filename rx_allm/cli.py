@@ -177,13 +177,21 @@ def run_view(events: Any, view: View) -> int:
     """Subscribe ``view`` to ``events`` and wait; Ctrl-C disposes the subscription (exit 130)."""
     finished = threading.Event()
     failure: list[Exception] = []
+    closed_pipe: list[bool] = []
 
     def on_error(error: Exception) -> None:
         failure.append(error)
         finished.set()
 
+    def show(event: allm.Event) -> None:
+        try:
+            view.show(event)
+        except BrokenPipeError:  # e.g. `rx-allm chat --json ... | head`: stop reading, quietly
+            closed_pipe.append(True)
+            finished.set()
+
     view.waiting()
-    subscription = events.subscribe(on_next=view.show, on_error=on_error, on_completed=finished.set)
+    subscription = events.subscribe(on_next=show, on_error=on_error, on_completed=finished.set)
     try:
         while not finished.wait(0.1):
             pass
@@ -191,6 +199,10 @@ def run_view(events: Any, view: View) -> int:
         subscription.dispose()
         view.interrupted()
         return 130
+    if closed_pipe:
+        subscription.dispose()
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (nothing more can be written to the pipe)
+        return 0
     view.done(failure[0] if failure else None)
     return 1 if failure else 0
 

@@ -1,0 +1,67 @@
+"""Each benchmark script runs once on its smallest size and prints its table (not a timed test).
+
+The scripts start their own server process on 127.0.0.1 and run their clients in fresh
+interpreters; here they get tiny sizes and a bounded timeout. Peer SDKs are optional:
+a missing one is reported by the script as "not installed", which is also exercised
+by hiding the installed peers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+TIMEOUT = 120  # seconds per script; together they take well under a minute
+
+# script, tiny arguments, text its table must contain
+CASES = [
+    ("fake_overhead.py", ["--calls", "50", "--rounds", "1"], ["await generate(engine, req)", "target"]),
+    ("stages.py", ["--chunks", "200", "--rounds", "1"], ["SSEDecoder + StreamMapper", "us/chunk"]),
+    (
+        "throughput.py",
+        ["--chunks", "300", "--rounds", "1", "--provider", "openai"],
+        ["rx_allm", "bare_aiohttp", "chunks/s", "targets:"],
+    ),
+    ("cancellation.py", ["--streams", "3"], ["rx_allm", "3/3", "p99 ms", "target"]),
+    ("first_event.py", ["--requests", "3", "--chunks", "5"], ["rx_allm", "bare_aiohttp", "library overhead"]),
+    (
+        "scale.py",
+        ["--streams", "4", "--chunks", "20", "--single-chunks", "200"],
+        ["4/4", "aggregate/single", "RSS KiB/stream", "target"],
+    ),
+]
+
+
+def run(script: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(("script", "args", "expected"), CASES, ids=[case[0] for case in CASES])
+def test_benchmark_runs_and_prints_its_table(script: str, args: list[str], expected: list[str]) -> None:
+    result = run(script, args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for text in expected:
+        assert text in result.stdout, f"{text!r} missing from:\n{result.stdout}"
+    assert "------" in result.stdout  # a table was printed
+
+
+def test_missing_peers_are_reported_not_run() -> None:
+    hidden = {"RX_ALLM_BENCH_HIDE": "openai,anthropic,aiohttp_sse_client"}
+    result = run("throughput.py", ["--chunks", "200", "--rounds", "1", "--provider", "openai"], hidden)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "not installed" in rows["openai"]
+    assert "not installed" in rows["aiohttp_sse_client"]
+    assert "not installed" not in rows["rx_allm"]
