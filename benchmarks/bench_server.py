@@ -11,8 +11,10 @@ every client library can reach it with nothing but a ``base_url``::
     GET  /prime/{provider}/{chunks}                     render a body now, outside any measurement
 
 ``chunks`` is the number of text deltas. ``mode`` is ``full`` (the whole body, written
-in 64 KiB pieces like a fast upstream) or ``stall`` (everything up to and including the
-first text delta, then nothing until the client goes away). Times in ``/log`` are
+in 64 KiB pieces like a fast upstream), ``first`` (everything up to and including the
+first text delta, then the rest after a short pause, as a model's first token comes
+alone) or ``stall`` (up to the first text delta, then nothing until the client goes
+away). Times in ``/log`` are
 ``time.monotonic()`` of this process (system-wide on Linux, so comparable with the
 client's): ``received`` when the handler starts, ``first_byte`` just before the first
 body write, ``disconnects`` when the handler is cancelled because the connection closed
@@ -36,6 +38,8 @@ from aiohttp import web
 from rx_allm.testing.wire import Reply, renderer
 
 WRITE_SIZE = 64 * 1024
+MODES = ("full", "first", "stall")
+PAUSE = 0.005  # seconds between the first delta and the rest in ``first`` mode
 ROUTES = {"chat/completions": "openai", "messages": "anthropic"}
 #: Frames up to and including the first text delta (OpenAI: role chunk, delta; Anthropic:
 #: message_start, content_block_start, ping, content_block_delta).
@@ -72,7 +76,7 @@ class BenchServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         received = time.monotonic()
         parts = request.path.strip("/").split("/", 4)
-        if len(parts) != 5 or parts[3] != "v1" or parts[4] not in ROUTES or parts[0] not in ("full", "stall"):
+        if len(parts) != 5 or parts[3] != "v1" or parts[4] not in ROUTES or parts[0] not in MODES:
             return web.json_response({"error": {"message": f"no route {request.path}"}}, status=404)
         mode, chunks, tag, provider = parts[0], int(parts[1]), parts[2], ROUTES[parts[4]]
         self.received[tag] = received
@@ -89,10 +93,15 @@ class BenchServer:
                     await response.write(data[start : start + WRITE_SIZE])
                 await response.write_eof()
             else:
-                head = b"".join(frames(provider, max(chunks, 1))[: FIRST_DELTA_FRAMES[provider]])
+                split = FIRST_DELTA_FRAMES[provider]
+                parts = frames(provider, max(chunks, 1))
                 self.first_byte[tag] = time.monotonic()
-                await response.write(head)
-                await asyncio.get_running_loop().create_future()  # until the client goes away
+                await response.write(b"".join(parts[:split]))
+                if mode == "stall":
+                    await asyncio.get_running_loop().create_future()  # until the client goes away
+                await asyncio.sleep(PAUSE)
+                await response.write(b"".join(parts[split:]))
+                await response.write_eof()
         except asyncio.CancelledError:
             self.disconnects[tag] = time.monotonic()
             raise

@@ -12,7 +12,7 @@ another and records the moment it gives up on each one:
 * ``bare_aiohttp``: ``response.close()`` after the first ``data:`` line with a text delta.
 
 Latency = server-side close time - client-side give-up time, both ``time.monotonic()``
-(one system-wide clock on Linux). Target (SPEC §8): rx_allm p99 under 50 ms.
+(one system-wide clock on Linux). Target: rx_allm p99 under 50 ms.
 """
 
 from __future__ import annotations

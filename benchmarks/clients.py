@@ -10,6 +10,7 @@ each ``data:`` payload: the floor of this stack. Peer packages are imported lazi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,11 +38,8 @@ def endpoint(server: str, provider: str, mode: str, chunks: int, tag: str) -> st
 
 
 def request_body(provider: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": MODELS[provider], "messages": [{"role": "user", "content": PROMPT}]}
-    body["stream"] = True
-    if provider == "anthropic":
-        body["max_tokens"] = MAX_TOKENS
-    return body
+    body = {"model": MODELS[provider], "messages": [{"role": "user", "content": PROMPT}], "stream": True}
+    return {**body, "max_tokens": MAX_TOKENS} if provider == "anthropic" else body
 
 
 def request_headers(provider: str) -> dict[str, str]:
@@ -64,32 +62,23 @@ def rx_request() -> allm.Request:
 async def read_rx_allm(server: str, provider: str, chunks: int, tag: str) -> int:
     """The full path: adapter → ``stream_generate`` with an ``on_event`` callback → subscriber."""
     engine = rx_engine(server, provider, "full", chunks, tag)
-    seen = [0]
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    deltas = [0]  # counted by on_event
+    delivered = [0]  # counted by the subscriber
 
     def on_event(event: allm.Event) -> None:
         if event.type == "text_delta":
-            seen[0] += 1
-
-    return await subscribe_to_end(allm.stream_generate(engine, rx_request(), on_event=on_event), seen)
-
-
-async def subscribe_to_end(events: Any, seen: list[int]) -> int:
-    """Subscribe, wait for the terminal notification, return ``seen[0]`` (raise the stream's error)."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    delivered = [0]
+            deltas[0] += 1
 
     def on_next(_event: allm.Event) -> None:
         delivered[0] += 1
 
-    def on_error(error: Exception) -> None:
-        done.set_exception(error)
-
-    events.subscribe(on_next=on_next, on_error=on_error, on_completed=lambda: done.set_result(None))
+    events = allm.stream_generate(engine, rx_request(), on_event=on_event)
+    events.subscribe(on_next, done.set_exception, lambda: done.set_result(None))
     await done
-    if delivered[0] < seen[0]:
+    if delivered[0] < deltas[0]:
         raise AssertionError("the subscriber missed events")
-    return seen[0]
+    return deltas[0]
 
 
 # -- official SDKs -------------------------------------------------------------------
@@ -169,21 +158,31 @@ async def read_sse_client(server: str, provider: str, chunks: int, tag: str) -> 
 
 async def read_bare(server: str, provider: str, chunks: int, tag: str) -> int:
     """aiohttp + split lines + ``json.loads`` of each ``data:`` payload: the floor of this stack."""
-    return await _read_lines(server, provider, chunks, tag, None)
+    return await read_lines(server, provider, chunks, tag, None)
 
 
 async def read_bare_16k(server: str, provider: str, chunks: int, tag: str) -> int:
     """The bare reader taking at most 16 KiB per read, as rx_allm's transport does."""
-    return await _read_lines(server, provider, chunks, tag, 1 << 14)
+    return await read_lines(server, provider, chunks, tag, 1 << 14)
 
 
-async def _read_lines(server: str, provider: str, chunks: int, tag: str, read_size: int | None) -> int:
-    url = endpoint(server, provider, "full", chunks, tag)
+async def read_lines(
+    server: str,
+    provider: str,
+    chunks: int,
+    tag: str,
+    read_size: int | None,
+    session: aiohttp.ClientSession | None = None,
+) -> int:
+    """The bare reader (reads of up to ``read_size`` bytes; a new session unless one is given)."""
     seen = 0
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url, json=request_body(provider), headers=request_headers(provider)) as response,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        if session is None:
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+        url = endpoint(server, provider, "full", chunks, tag)
+        response = await stack.enter_async_context(
+            session.post(url, json=request_body(provider), headers=request_headers(provider))
+        )
         tail = b""
         reads = response.content.iter_chunked(read_size) if read_size else response.content.iter_any()
         async for chunk in reads:

@@ -1,4 +1,4 @@
-"""Microseconds per ``generate`` over a 3-entry Fake script (SPEC §8 target: under 50 µs).
+"""Microseconds per ``generate`` over a 3-entry Fake script (target: under 50 µs).
 
 Run: ``python benchmarks/fake_overhead.py [--calls N] [--rounds R]``. Prints the
 median over rounds of the mean per call, by wall clock and by the process's CPU time

@@ -4,8 +4,9 @@ Run: ``python benchmarks/first_event.py [--requests N] [--chunks C]``.
 
 A fresh client process sends ``N`` requests for rx_allm and for the bare aiohttp reader,
 interleaved, each on a warm pooled connection (the openai SDK gets a process of its
-own); the benchmark server, in another process, logs when each request reached its
-handler and when it wrote the first body byte. For each request:
+own); the benchmark server, in another process, sends each reply's first text delta
+alone and the rest 5 ms later, as a model's first token comes, and logs when each
+request reached its handler and when it wrote the first body byte. For each request:
 
 * ``ttfe`` — client start (``subscribe`` / the POST) → the first text delta in hand;
 * ``server`` — the server's own first-byte time (handler start → first body write);
@@ -13,8 +14,7 @@ handler and when it wrote the first body byte. For each request:
   decoding the first chunk, in the client's process;
 
 medians and p99 in milliseconds. The library's overhead is rx_allm's client-side time
-minus the bare aiohttp reader's (same stack without the library); target (SPEC-style
-budget for this benchmark): under 1 ms.
+minus the bare aiohttp reader's (same stack without the library); target: under 1 ms.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ INTERLEAVED = (("rx_allm", "bare_aiohttp"), ("openai",))
 
 async def rx_allm_client(stack: contextlib.AsyncExitStack, server: str, chunks: int) -> FirstDelta:
     async def first(tag: str) -> tuple[float, float]:
-        engine = rx_engine(server, "openai", "full", chunks, tag)
+        engine = rx_engine(server, "openai", "first", chunks, tag)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         seen: list[float] = []
 
@@ -84,7 +84,7 @@ async def bare_client(stack: contextlib.AsyncExitStack, server: str, chunks: int
         seen: list[float] = []
         start = now()
         async with session.post(
-            endpoint(server, "openai", "full", chunks, tag),
+            endpoint(server, "openai", "first", chunks, tag),
             json=request_body("openai"),
             headers=request_headers("openai"),
         ) as response:
@@ -102,7 +102,7 @@ async def openai_client(stack: contextlib.AsyncExitStack, server: str, chunks: i
     client = await stack.enter_async_context(AsyncOpenAI(base_url=server, api_key=BENCH_KEY, max_retries=0))
 
     async def first(tag: str) -> tuple[float, float]:
-        scenario = client.with_options(base_url=base_url(server, "openai", "full", chunks, tag))
+        scenario = client.with_options(base_url=base_url(server, "openai", "first", chunks, tag))
         seen: list[float] = []
         start = now()
         stream = await scenario.chat.completions.create(

@@ -1,14 +1,19 @@
 """Scale: many concurrent streams in one process, and the memory each open stream holds.
 
-Run: ``python benchmarks/scale.py [--streams 1000] [--chunks 200] [--single-chunks 50000]``.
+Run: ``python benchmarks/scale.py [--streams 1000] [--chunks 1000] [--single-chunks 50000]
+[--clients ...]``.
 
 Against the benchmark server (another process), each client runs in fresh interpreters:
 
-* rate: one stream of ``--single-chunks`` text deltas alone, then ``--streams`` streams of
-  ``--chunks`` deltas each, all at once in one event loop (rx_allm: the library's one
-  session; openai: one ``AsyncOpenAI``). Every stream must complete with all its deltas;
-  aggregate events/s is all deltas over the wall time from the first request to the last
-  completion. Target (SPEC §8): rx_allm aggregate ≥ 0.8x its single-stream figure.
+* rate: one stream of ``--single-chunks`` text deltas alone (the median of 3 runs), then
+  ``--streams`` streams of ``--chunks`` deltas each, all at once in one event loop over
+  one session (rx_allm: the library's; bare aiohttp: one ``ClientSession``; openai: one
+  ``AsyncOpenAI``). Every
+  stream must complete with all its deltas; aggregate events/s is all deltas over the
+  wall time from the first request to the last completion. Target: rx_allm aggregate
+  ≥ 0.8x its single-stream figure. Each request has a fixed cost (a connection, aiohttp's
+  request and response handling), so the ratio grows with the length of the streams:
+  the bare aiohttp row is the floor to compare with at a given ``--chunks``.
 * memory: ``--streams`` streams held open (the server sends up to the first delta, then
   waits); once every one has delivered its first delta, the growth of the process RSS and
   of ``tracemalloc``'s traced memory (a second pass, tracing on) divided by the number of
@@ -19,20 +24,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
+import statistics
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from clients import MODELS, PROMPT, READERS, base_url, rx_engine, rx_request, subscribe_to_end
+import aiohttp
+from clients import (
+    MODELS,
+    PROMPT,
+    READERS,
+    base_url,
+    classify,
+    endpoint,
+    read_lines,
+    read_rx_allm,
+    request_body,
+    request_headers,
+    rx_engine,
+    rx_request,
+)
 from harness import BENCH_KEY, bench_server, emit, installed, prime, run_client, server_log, table
 
 import rx_allm as allm
 
-CLIENTS = ("rx_allm", "openai")
+CLIENTS = ("rx_allm", "bare_aiohttp", "openai")
 WAIT = 120.0  # seconds: bound on any one phase
+SINGLE_RUNS = 3  # the single-stream figure is the median of this many runs
 
 
 def rss() -> int:
@@ -45,37 +67,48 @@ def rss() -> int:
 async def rate(client: str, server: str, streams: int, chunks: int, single_chunks: int) -> dict[str, float]:
     read = READERS[client][0]
     await read(server, "openai", 100, "warm")
-    start = time.perf_counter()
-    if await read(server, "openai", single_chunks, "single") != single_chunks:
-        raise AssertionError("the single stream lost deltas")
-    single = single_chunks / (time.perf_counter() - start)
-    if client == "rx_allm":
-        reads = [read_rx_shared(server, chunks, f"c{i}") for i in range(streams)]
-    else:
-        reads = await openai_reads(server, streams, chunks)
-    start = time.perf_counter()
-    seen = await asyncio.wait_for(asyncio.gather(*reads), WAIT)
-    aggregate = sum(seen) / (time.perf_counter() - start)
+    singles = []
+    for _ in range(SINGLE_RUNS):
+        start = time.perf_counter()
+        if await read(server, "openai", single_chunks, "single") != single_chunks:
+            raise AssertionError("the single stream lost deltas")
+        singles.append(single_chunks / (time.perf_counter() - start))
+    single = statistics.median(singles)
+    async with contextlib.AsyncExitStack() as stack:
+        one = await SHARED_READERS[client](stack, server, chunks)
+        start = time.perf_counter()
+        seen = await asyncio.wait_for(asyncio.gather(*(one(f"c{i}") for i in range(streams))), WAIT)
+        aggregate = sum(seen) / (time.perf_counter() - start)
     if seen != [chunks] * streams:
         raise AssertionError(f"{sum(s == chunks for s in seen)} of {streams} streams complete")
     return {"single": single, "aggregate": aggregate, "complete": float(len(seen))}
 
 
-async def read_rx_shared(server: str, chunks: int, tag: str) -> int:
-    engine = rx_engine(server, "openai", "full", chunks, tag)
-    seen = [0]
-
-    def on_event(event: allm.Event) -> None:
-        if event.type == "text_delta":
-            seen[0] += 1
-
-    return await subscribe_to_end(allm.stream_generate(engine, rx_request(), on_event=on_event), seen)
+OneStream = Callable[[str], Awaitable[int]]  # tag -> deltas seen
 
 
-async def openai_reads(server: str, streams: int, chunks: int) -> list[Awaitable[int]]:
+async def rx_allm_shared(stack: contextlib.AsyncExitStack, server: str, chunks: int) -> OneStream:
+    """rx_allm streams of one loop share the library's session."""
+
+    async def one(tag: str) -> int:
+        return await read_rx_allm(server, "openai", chunks, tag)
+
+    return one
+
+
+async def bare_shared(stack: contextlib.AsyncExitStack, server: str, chunks: int) -> OneStream:
+    session = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
+
+    async def one(tag: str) -> int:
+        return await read_lines(server, "openai", chunks, tag, None, session)
+
+    return one
+
+
+async def openai_shared(stack: contextlib.AsyncExitStack, server: str, chunks: int) -> OneStream:
     from openai import AsyncOpenAI
 
-    client = AsyncOpenAI(base_url=server, api_key=BENCH_KEY, max_retries=0)
+    client = await stack.enter_async_context(AsyncOpenAI(base_url=server, api_key=BENCH_KEY, max_retries=0))
 
     async def one(tag: str) -> int:
         scenario = client.with_options(base_url=base_url(server, "openai", "full", chunks, tag))
@@ -84,7 +117,14 @@ async def openai_reads(server: str, streams: int, chunks: int) -> list[Awaitable
         )
         return sum([1 async for c in stream if c.choices and c.choices[0].delta.content])
 
-    return [one(f"c{i}") for i in range(streams)]
+    return one
+
+
+SHARED_READERS: dict[str, Callable[[contextlib.AsyncExitStack, str, int], Awaitable[OneStream]]] = {
+    "rx_allm": rx_allm_shared,
+    "bare_aiohttp": bare_shared,
+    "openai": openai_shared,
+}
 
 
 # -- memory -----------------------------------------------------------------------------
@@ -128,6 +168,32 @@ class RxStreams(OpenStreams):
         self.subscriptions = []
 
 
+class BareStreams(OpenStreams):
+    async def open(self, server: str, streams: int, prefix: str) -> None:
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+        async def first_delta(tag: str) -> aiohttp.ClientResponse:
+            response = await self.session.post(
+                endpoint(server, "openai", "stall", 1, tag),
+                json=request_body("openai"),
+                headers=request_headers("openai"),
+            )
+            async for line in response.content:
+                if line.startswith(b"data: ") and classify("openai", line[6:].strip()) == 1:
+                    return response
+            raise AssertionError("the stream ended before its first delta")
+
+        self.responses = await asyncio.wait_for(
+            asyncio.gather(*(first_delta(f"{prefix}{i}") for i in range(streams))), WAIT
+        )
+
+    async def close(self) -> None:
+        for response in self.responses:
+            response.close()
+        self.responses = []
+        await self.session.close()
+
+
 class OpenAIStreams(OpenStreams):
     async def open(self, server: str, streams: int, prefix: str) -> None:
         from openai import AsyncOpenAI
@@ -155,7 +221,11 @@ class OpenAIStreams(OpenStreams):
         await self.client.close()
 
 
-HOLDERS: dict[str, Callable[[], OpenStreams]] = {"rx_allm": RxStreams, "openai": OpenAIStreams}
+HOLDERS: dict[str, Callable[[], OpenStreams]] = {
+    "rx_allm": RxStreams,
+    "bare_aiohttp": BareStreams,
+    "openai": OpenAIStreams,
+}
 
 
 async def memory(client: str, server: str, streams: int) -> dict[str, float]:
@@ -169,7 +239,7 @@ async def memory(client: str, server: str, streams: int) -> dict[str, float]:
     gc.collect()
     grown = rss() - before
     await holder.close()
-    await asyncio.sleep(0.5)  # let the closes settle before tracing
+    await asyncio.sleep(0.1)  # let the closes settle before tracing
     gc.collect()
     tracemalloc.start()
     traced_before = tracemalloc.get_traced_memory()[0]
@@ -178,19 +248,19 @@ async def memory(client: str, server: str, streams: int) -> dict[str, float]:
     traced = tracemalloc.get_traced_memory()[0] - traced_before
     tracemalloc.stop()
     await holder.close()
-    await asyncio.sleep(0.5)  # the server logs the closes
+    await asyncio.sleep(0.1)  # the server logs the closes
     return {"rss_per_stream": grown / streams, "traced_per_stream": traced / streams}
 
 
 # -- driver -------------------------------------------------------------------------------
-def drive(streams: int, chunks: int, single_chunks: int, timeout: float) -> None:
+def drive(streams: int, chunks: int, single_chunks: int, timeout: float, clients: list[str]) -> None:
     rate_rows: list[list[object]] = []
     memory_rows: list[list[object]] = []
     ratio = float("nan")
     with bench_server() as server:
         for size in (100, chunks, single_chunks):
             prime(server, "openai", size)
-        for client in CLIENTS:
+        for client in clients:
             if not installed(client):
                 rate_rows.append([client, "not installed", "", "", ""])
                 memory_rows.append([client, "not installed", "", ""])
@@ -233,9 +303,12 @@ def drive(streams: int, chunks: int, single_chunks: int, timeout: float) -> None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=1000)
-    parser.add_argument("--chunks", type=int, default=200, help="deltas per concurrent stream")
+    parser.add_argument("--chunks", type=int, default=1000, help="deltas per concurrent stream")
     parser.add_argument("--single-chunks", type=int, default=50_000, help="deltas of the single stream")
     parser.add_argument("--timeout", type=float, default=600.0, help="per client run, seconds")
+    parser.add_argument(
+        "--clients", nargs="+", choices=CLIENTS, default=list(CLIENTS), help="only these clients"
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--server", help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=["rate", "memory"], help=argparse.SUPPRESS)
@@ -246,7 +319,7 @@ def main() -> None:
         else:
             emit(asyncio.run(memory(args.client, args.server, args.streams)))
         return
-    drive(args.streams, args.chunks, args.single_chunks, args.timeout)
+    drive(args.streams, args.chunks, args.single_chunks, args.timeout, args.clients)
 
 
 if __name__ == "__main__":

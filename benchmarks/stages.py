@@ -5,7 +5,7 @@ Run: ``python benchmarks/stages.py [--chunks N] [--rounds R] [--provider openai|
 
 The body the benchmark server would send is cut into reads (16 KiB, as the transport
 takes them) and pushed through growing prefixes of the path; each row is the best over
-rounds of the process's CPU time per chunk (the least disturbed figure on a shared
+rounds of the process's CPU time per chunk (the least disturbed figure on a busy
 machine), and the difference between rows is what that stage costs:
 
 1. ``bytes.split`` + ``json.loads`` per ``data:`` line (what the bare reader does),

@@ -7,8 +7,9 @@ prebuilt body of ``N`` text-delta chunks in the provider's wire format over loop
 Every client runs in a fresh interpreter, one after another (the order rotates each
 round); each reads a 100-chunk warm-up stream, then the measured one. The table gives
 medians over the rounds of chunks per second of wall time and of the client process's
-CPU time (less sensitive to a busy machine), and the wall-time ratios that SPEC'd
-targets are about: rx_allm ≥ 10x the official SDK and ≥ 0.6x the bare reader.
+CPU time (less sensitive to a busy machine), and the wall-time ratios the targets are
+about: rx_allm ≥ 10x the official ``openai`` SDK and ≥ 0.6x the bare reader.
+``bare_aiohttp_16k`` is the bare reader taking 16 KiB per read, as rx_allm does.
 """
 
 from __future__ import annotations
@@ -67,10 +68,12 @@ def drive(provider: str, chunks: int, rounds: int, timeout: float, only: list[st
     print(f"\n{provider} format, {chunks:,} chunks, median of {rounds} round(s), one fresh process per run")
     print(table(["client", "chunks/s", "chunks/s (cpu)", f"x {PEERS[provider]} sdk", "x bare"], rows))
     rx = speed.get("rx_allm", nan)[0]
-    print(
-        f"targets: rx_allm >= 10x sdk: {_verdict(rx / sdk >= 10, rx / sdk)};"
-        f" rx_allm >= 0.6x bare: {_verdict(rx / bare >= 0.6, rx / bare)}"
+    sdk_target = (
+        f"rx_allm >= 10x openai sdk: {_verdict(rx / sdk >= 10, rx / sdk)}"
+        if provider == "openai"
+        else f"rx_allm / anthropic sdk: {_verdict(True, rx / sdk).replace('met', '(no target)')}"
     )
+    print(f"targets: {sdk_target}; rx_allm >= 0.6x bare: {_verdict(rx / bare >= 0.6, rx / bare)}")
 
 
 def _verdict(ok: bool, ratio: float) -> str:
