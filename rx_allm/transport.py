@@ -45,6 +45,10 @@ _MAX_ERROR_BODY = 1 << 20
 # decoding, mapping and delivering it in 16 KiB steps keeps the objects in flight in the CPU
 # caches (about a third faster per chunk on a busy stream; no effect on latency).
 _READ_SIZE = 1 << 14
+# After the terminal marker, the body's last bytes (the end of the chunked encoding) are
+# read for at most this long, so the connection returns to the pool instead of closing.
+_TAIL_SECONDS = 0.25
+_TAIL_BYTES = 1 << 16
 _running: set[asyncio.Task[None]] = set()
 
 
@@ -100,6 +104,7 @@ class _HttpStream:
         self.timer: asyncio.Handle | None = None
         self.receiving = False  # headers arrived: the stream timeout applies
         self.last_activity = 0.0
+        self.reading_tail = False  # completed: only the body's tail is being read, for reuse
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -115,6 +120,8 @@ class _HttpStream:
 
     def _cancel(self) -> None:
         self.ended = True
+        if self.reading_tail:  # completed already; the bounded tail read releases the connection
+            return
         self._release(close=True)
         task = self.task
         if task is not None and task is not asyncio.current_task(self.loop):
@@ -185,12 +192,42 @@ class _HttpStream:
                 "unknown", f"unexpected {type(exc).__name__}: {exc}", provider=self.call.provider
             )
         finally:
-            self._release(close=not clean)  # a complete body lets the connection be reused
+            if not clean:
+                self._release(close=True)
+        self.reading_tail = clean
         try:
             self._deliver()
             self._terminate(error)
         except _SubscriberFailed:
+            pass
+        if clean:
+            await self._read_tail()
+
+    async def _read_tail(self) -> None:
+        """Read what is left of a completed body (normally nothing) so the connection is reused."""
+        response = self.response
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if response is None:
             return
+        content = response.content
+        try:
+            async with asyncio.timeout(_TAIL_SECONDS):
+                left = _TAIL_BYTES
+                while left > 0 and not content.at_eof():
+                    chunk = await content.readany()
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            pass
+        finally:
+            self.response = None
+            if content.at_eof():
+                response.release()
+            else:
+                response.close()
 
     async def _exchange(self) -> None:
         call = self.call

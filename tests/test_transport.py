@@ -181,6 +181,28 @@ async def test_user_session_is_used_and_not_closed(emulator: ProviderEmulator) -
         assert started == [emulator.base_url("openai") + "/chat/completions"] * 2
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("opts", STREAMS)
+async def test_a_completed_stream_returns_its_connection_to_the_pool(
+    emulator: ProviderEmulator, opts: dict[str, Any]
+) -> None:
+    created: list[int] = []
+
+    async def on_create(session: Any, context: Any, params: Any) -> None:
+        created.append(1)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(on_create)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as own:
+        eng = engine(emulator, session=own, **opts)
+        for _ in range(10):
+            emulator.enqueue(Reply(text="hello there", tail_delay=0.02))  # the body ends after the marker
+            assert (await allm.generate(eng, REQ)).ok
+            await asyncio.sleep(0.05)  # the next call comes a moment later: the tail has arrived by then
+    assert len(created) == 1  # the tail of each body is read, so one keep-alive connection serves all 10
+    assert emulator.posts() == 10
+
+
 # -- sync code and other threads --------------------------------------------------------------------
 @pytest.fixture
 def threaded_emulator() -> Iterator[ProviderEmulator]:

@@ -321,6 +321,8 @@ class ProviderEmulator:
                 else:
                     assert isinstance(step, bytes)
                     await response.write(step)
+            if reply.tail_delay > 0 and plan:
+                await asyncio.sleep(reply.tail_delay)
             await response.write_eof()
         except ConnectionResetError:
             self._disconnected(record.index)

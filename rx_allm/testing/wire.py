@@ -101,6 +101,7 @@ class Reply:
     content_type: str | None = None
     header_delay: float = 0.0
     chunk_delay: float = 0.0
+    tail_delay: float = 0.0  # seconds between the last frame and the end of the body
     stall_after: int | None = None
     error_after: int | None = None
     error_type: str = "server_error"
