@@ -24,18 +24,17 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from clients import (
-    MODELS,
-    PROMPT,
     base_url,
     classify,
     endpoint,
+    openai_stream,
+    pooled_openai,
     request_body,
     request_headers,
     rx_engine,
     rx_request,
 )
 from harness import (
-    BENCH_KEY,
     bench_server,
     emit,
     installed,
@@ -81,15 +80,11 @@ async def rx_allm_client(stack: contextlib.AsyncExitStack, server: str) -> GiveU
 
 async def openai_client(stack: contextlib.AsyncExitStack, server: str) -> GiveUp:
     """One ``AsyncOpenAI`` (one connection pool); ``with_options`` points each call at its scenario."""
-    from openai import AsyncOpenAI
-
-    client = await stack.enter_async_context(AsyncOpenAI(base_url=server, api_key=BENCH_KEY, max_retries=0))
+    client = await pooled_openai(stack, server)
 
     async def give_up(tag: str) -> float:
         scenario = client.with_options(base_url=base_url(server, "openai", "stall", 1, tag))
-        stream = await scenario.chat.completions.create(
-            model=MODELS["openai"], messages=[{"role": "user", "content": PROMPT}], stream=True
-        )
+        stream = await openai_stream(scenario)
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 gave_up = now()

@@ -82,15 +82,27 @@ async def read_rx_allm(server: str, provider: str, chunks: int, tag: str) -> int
 
 
 # -- official SDKs -------------------------------------------------------------------
+async def pooled_openai(stack: contextlib.AsyncExitStack, server: str) -> Any:
+    """One ``AsyncOpenAI`` (one connection pool, no retries) for ``server``, closed with ``stack``."""
+    from openai import AsyncOpenAI
+
+    return await stack.enter_async_context(AsyncOpenAI(base_url=server, api_key=BENCH_KEY, max_retries=0))
+
+
+async def openai_stream(client: Any) -> Any:
+    """``client.chat.completions.create(stream=True)`` for the benchmark prompt."""
+    return await client.chat.completions.create(
+        model=MODELS["openai"], messages=[{"role": "user", "content": PROMPT}], stream=True
+    )
+
+
 async def read_openai(server: str, provider: str, chunks: int, tag: str) -> int:
     """``AsyncOpenAI(...).chat.completions.create(stream=True)``, iterated to the end."""
     from openai import AsyncOpenAI
 
     url = base_url(server, provider, "full", chunks, tag)
     async with AsyncOpenAI(base_url=url, api_key=BENCH_KEY, max_retries=0) as client:
-        stream = await client.chat.completions.create(
-            model=MODELS["openai"], messages=[{"role": "user", "content": PROMPT}], stream=True
-        )
+        stream = await openai_stream(client)
         seen = 0
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:

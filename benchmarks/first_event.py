@@ -26,18 +26,17 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from clients import (
-    MODELS,
-    PROMPT,
     base_url,
     classify,
     endpoint,
+    openai_stream,
+    pooled_openai,
     request_body,
     request_headers,
     rx_engine,
     rx_request,
 )
 from harness import (
-    BENCH_KEY,
     bench_server,
     emit,
     installed,
@@ -97,17 +96,13 @@ async def bare_client(stack: contextlib.AsyncExitStack, server: str, chunks: int
 
 
 async def openai_client(stack: contextlib.AsyncExitStack, server: str, chunks: int) -> FirstDelta:
-    from openai import AsyncOpenAI
-
-    client = await stack.enter_async_context(AsyncOpenAI(base_url=server, api_key=BENCH_KEY, max_retries=0))
+    client = await pooled_openai(stack, server)
 
     async def first(tag: str) -> tuple[float, float]:
         scenario = client.with_options(base_url=base_url(server, "openai", "first", chunks, tag))
         seen: list[float] = []
         start = now()
-        stream = await scenario.chat.completions.create(
-            model=MODELS["openai"], messages=[{"role": "user", "content": PROMPT}], stream=True
-        )
+        stream = await openai_stream(scenario)
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content and not seen:
                 seen.append(now())

@@ -61,6 +61,20 @@ class ErrorDialect:
     type_reasons: Mapping[str, str] = field(default_factory=dict)  # provider error type → reason
 
 
+def error_body_object(decoded: Any, *, in_list: bool = True) -> dict[str, Any]:
+    """A decoded error body as an object (``{}`` when it is none); ``in_list``: the first item of a list,
+    as some gateways wrap the body."""
+    if in_list and isinstance(decoded, list) and decoded:
+        decoded = decoded[0]
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def error_object(decoded: Any, *, in_list: bool = True) -> dict[str, Any] | None:
+    """The ``{...}`` of an ``{"error": {...}}`` body (see :func:`error_body_object`), ``None`` when absent."""
+    error = error_body_object(decoded, in_list=in_list).get("error")
+    return error if isinstance(error, dict) else None
+
+
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> int | None:
     """Milliseconds from ``retry-after-ms``, or ``Retry-After`` seconds / HTTP-date; None if absent."""
     lowered = {k.lower(): v for k, v in headers.items()}

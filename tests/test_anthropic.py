@@ -14,13 +14,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import fixture_bytes
+from conftest import events_of, fixture_bytes, hello, of_type, usage_chunks
 
 import rx_allm as allm
 from rx_allm.adapter import StreamOptions
 from rx_allm.errors import AdapterError, EngineError, StreamError
 from rx_allm.events import (
-    Event,
     MessageCompleted,
     MessageStarted,
     RawChunk,
@@ -54,32 +53,6 @@ def engine(emu: ProviderEmulator, **opts: Any) -> allm.Engine:
     )
 
 
-def hello() -> allm.Request:
-    return allm.request([allm.user("Bonjour")])
-
-
-async def events_of(emu: ProviderEmulator, **options: Any) -> tuple[list[Event], Exception | None]:
-    """Every event of one stream (raw chunks included) and its terminal error, if any."""
-    events: list[Event] = []
-    stream = allm.stream_generate(engine(emu), hello(), include_raw_chunks=True, **options)
-    try:
-        async for event in allm.iterate(stream):
-            events.append(event)
-    except Exception as exc:
-        return events, exc
-    return events, None
-
-
-def of_type(events: list[Event], kind: type[Any]) -> list[Any]:
-    return [e for e in events if isinstance(e, kind)]
-
-
-def usage_of(events: list[Event]) -> allm.Usage:
-    (chunk,) = [e for e in events if isinstance(e, RawChunk) and e.kind == "usage"]
-    assert isinstance(chunk.data, allm.Usage)
-    return chunk.data
-
-
 def tokens(usage: allm.Usage) -> tuple[int | None, ...]:
     return (usage.input_tokens, usage.output_tokens, usage.total_tokens)
 
@@ -94,13 +67,13 @@ def frames_without_last(name: str, n: int = 1) -> bytes:
 async def test_text_fixture(emulator: ProviderEmulator, seed: int, max_chunk: int) -> None:
     body = fixture_bytes("anthropic_text")
     emulator.enqueue(*[Reply(body=body, rechunk_seed=seed, max_chunk=max_chunk)] * 2)
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert error is None
     assert isinstance(events[0], MessageStarted)
     assert events[0].metadata["provider_id"] == "msg_01XFDUDYJgAACzvnptvVoYEL"
     assert [e.delta for e in of_type(events, TextDelta)] == ["Bonjour", " !", " Ça", " va", " ? 👋"]
     assert [e.text for e in of_type(events, TextCompleted)] == [TEXT]
-    usage = usage_of(events)
+    (usage,) = usage_chunks(events)
     assert tokens(usage) == (21, 12, 33)
     assert usage.extra["uncached_input_tokens"] == 21
     assert [type(e).__name__ for e in events[-2:]] == ["RawChunk", "MessageCompleted"]
@@ -119,7 +92,7 @@ async def test_text_fixture(emulator: ProviderEmulator, seed: int, max_chunk: in
 async def test_tool_use_fixture(emulator: ProviderEmulator, seed: int, max_chunk: int) -> None:
     body = fixture_bytes("anthropic_tool_use")
     emulator.enqueue(*[Reply(body=body, rechunk_seed=seed, max_chunk=max_chunk)] * 2)
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert error is None
     call_id = "toolu_01T1x1fJ34qAmk2tNTrN7Up6"
     tool_events = (ToolCallStarted, ToolCallDelta, ToolCallCompleted)
@@ -144,7 +117,7 @@ async def test_tool_use_fixture(emulator: ProviderEmulator, seed: int, max_chunk
 async def test_thinking_fixture(emulator: ProviderEmulator, seed: int, max_chunk: int) -> None:
     body = fixture_bytes("anthropic_thinking")
     emulator.enqueue(*[Reply(body=body, rechunk_seed=seed, max_chunk=max_chunk)] * 2)
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert error is None
     raw = [e for e in of_type(events, RawChunk) if e.kind != "usage"]
     assert [e.kind for e in raw] == ["thinking_start"] + ["thinking_delta"] * 3 + ["thinking_signature"]
@@ -165,7 +138,7 @@ async def test_thinking_fixture(emulator: ProviderEmulator, seed: int, max_chunk
 async def test_overloaded_error_fixture(emulator: ProviderEmulator, seed: int, max_chunk: int) -> None:
     body = fixture_bytes("anthropic_overloaded_error")
     emulator.enqueue(*[Reply(body=body, rechunk_seed=seed, max_chunk=max_chunk)] * 2)
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert isinstance(error, AdapterError)
     assert (error.reason, error.provider, error.retryable) == ("provider_unavailable", "anthropic", True)
     assert error.metadata["error_type"] == "overloaded_error"
@@ -197,7 +170,7 @@ async def test_scripted_tool_calls(emulator: ProviderEmulator) -> None:
         ToolCallSpec("get_weather", {"city": "Lyon"}, id="toolu_b", fragments=2),
     ]
     emulator.enqueue(Reply(text="", tool_calls=calls))
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert error is None
     started = [e.id for e in of_type(events, ToolCallStarted)]
     completed = [(e.id, e.arguments) for e in of_type(events, ToolCallCompleted)]
@@ -253,7 +226,7 @@ async def test_unknown_event_is_a_raw_chunk(emulator: ProviderEmulator) -> None:
     frames = split_frames(fixture_bytes("anthropic_text"))
     extra = sse([("content_block_magic", {"type": "content_block_magic", "x": 1})])
     emulator.enqueue(Reply(body=b"".join([frames[0], extra, *frames[1:]])))
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert error is None
     unknown = [e for e in of_type(events, RawChunk) if e.kind == "unknown_event"]
     assert [e.data["event"] for e in unknown] == ["content_block_magic"]
@@ -272,7 +245,7 @@ async def test_eof_without_message_stop_after_stop_reason_completes(emulator: Pr
 @pytest.mark.parametrize("cut", [2, 4])
 async def test_eof_before_stop_reason_is_truncated(emulator: ProviderEmulator, cut: int) -> None:
     emulator.enqueue(Reply(body=frames_without_last("anthropic_text", cut)))
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert isinstance(error, StreamError) and error.reason == "truncated"
     assert not of_type(events, MessageCompleted)
 
@@ -295,7 +268,7 @@ async def test_eof_before_stop_reason_is_truncated(emulator: ProviderEmulator, c
 async def test_in_band_error_types(emulator: ProviderEmulator, error_type: str, reason: str) -> None:
     # frames: message_start, block start, ping, "one", " two", ...
     emulator.enqueue(Reply(text="one two three", error_after=5, error_type=error_type))
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert isinstance(error, AdapterError)
     assert (error.reason, error.metadata["error_type"], error.status) == (reason, error_type, None)
     assert "".join(e.delta for e in of_type(events, TextDelta)) == "one two"
@@ -304,7 +277,7 @@ async def test_in_band_error_types(emulator: ProviderEmulator, error_type: str, 
 @pytest.mark.asyncio
 async def test_malformed_frame(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(text="a b c", malformed_after=3))
-    _, error = await events_of(emulator)
+    _, error = await events_of(engine(emulator))
     assert isinstance(error, StreamError) and error.reason == "malformed_event"
 
 
@@ -486,7 +459,7 @@ def anthropic_error(kind: str, message: str) -> dict[str, Any]:
 async def test_http_errors(emulator: ProviderEmulator, status: int, body: Any, reason: str) -> None:
     headers = {"request-id": "req_011CTest", "retry-after": "7"}
     emulator.enqueue(Reply(status=status, error_body=body, headers=headers))
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert events == []
     assert isinstance(error, AdapterError)
     assert (error.reason, error.status, error.provider) == (reason, status, "anthropic")

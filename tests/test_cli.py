@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 import rx_allm as allm
 from rx_allm.sse import SSEDecoder
@@ -74,12 +73,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest_asyncio.fixture
-async def emulator() -> AsyncIterator[ProviderEmulator]:
-    async with ProviderEmulator() as emu:
-        yield emu
 
 
 # -- chat with no provider: the built-in emulator -----------------------------------------

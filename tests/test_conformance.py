@@ -138,28 +138,29 @@ class UsageDroppingOpenAI(_Wrapping):
         return source.pipe(ops.filter(lambda event: not isinstance(event, RawChunk)))
 
 
+def emit_after(
+    source: Observable[Event], kind: type[Event], extra: Callable[[Any], Event]
+) -> Observable[Event]:
+    """``source`` with ``extra(event)`` emitted right after every event of type ``kind``."""
+
+    def late(event: Event) -> Observable[Event]:
+        return reactivex.of(event, extra(event)) if isinstance(event, kind) else reactivex.of(event)
+
+    return source.pipe(ops.concat_map(late))
+
+
 class LateEventFake(_Wrapping):
     """Emits a text delta after ``message_completed``."""
 
     def wrap(self, source: Observable[Event]) -> Observable[Event]:
-        def late(event: Event) -> Observable[Event]:
-            if isinstance(event, MessageCompleted):
-                return reactivex.of(event, TextDelta(delta="late"))
-            return reactivex.of(event)
-
-        return source.pipe(ops.concat_map(late))
+        return emit_after(source, MessageCompleted, lambda _: TextDelta(delta="late"))
 
 
 class LateToolDeltaFake(_Wrapping):
     """Emits an argument delta after the tool call completed."""
 
     def wrap(self, source: Observable[Event]) -> Observable[Event]:
-        def late(event: Event) -> Observable[Event]:
-            if isinstance(event, ToolCallCompleted):
-                return reactivex.of(event, ToolCallDelta(id=event.id, arguments_delta="{}"))
-            return reactivex.of(event)
-
-        return source.pipe(ops.concat_map(late))
+        return emit_after(source, ToolCallCompleted, lambda e: ToolCallDelta(id=e.id, arguments_delta="{}"))
 
 
 class CompletedThenErrorFake(_Wrapping):

@@ -125,6 +125,15 @@ async def eventually(check: Any, timeout: float = WAIT) -> None:
             await asyncio.sleep(0.005)
 
 
+async def watching_slow(demo: Demo, emulator: ProviderEmulator) -> tuple[str, Viewer]:
+    """A :data:`SLOW` generation and its one viewer, read up to the first text delta."""
+    emulator.default = SLOW
+    generation = await demo.create()
+    viewer = await demo.watch(generation)
+    await viewer.until("text_delta")
+    return generation, viewer
+
+
 # -- the page -------------------------------------------------------------------------
 @pytest.mark.asyncio
 async def test_page_has_prompt_box_token_view_and_stop_button(demo: Demo) -> None:
@@ -198,10 +207,7 @@ async def test_last_event_id_resumes_after_that_event(demo: Demo, emulator: Prov
 async def test_stop_cancels_the_upstream_request_and_ends_viewers_with_cancelled(
     demo: Demo, emulator: ProviderEmulator
 ) -> None:
-    emulator.default = SLOW
-    generation = await demo.create()
-    viewer = await demo.watch(generation)
-    await viewer.until("text_delta")
+    generation, viewer = await watching_slow(demo, emulator)
 
     assert await demo.stop(generation) == {"id": generation, "state": "cancelled"}
     error = await viewer.until("error")
@@ -216,10 +222,7 @@ async def test_stop_cancels_the_upstream_request_and_ends_viewers_with_cancelled
 async def test_closing_the_only_viewer_cancels_the_upstream_request(
     demo: Demo, emulator: ProviderEmulator
 ) -> None:
-    emulator.default = SLOW
-    generation = await demo.create()
-    viewer = await demo.watch(generation)
-    await viewer.until("text_delta")
+    generation, viewer = await watching_slow(demo, emulator)
     viewer.response.close()  # the tab goes away
 
     await emulator.wait_for_disconnects(1, timeout=WAIT)
@@ -309,10 +312,7 @@ async def test_one_viewer_leaving_does_not_stop_the_others(demo: Demo, emulator:
 async def test_a_viewer_after_the_end_gets_the_replay_and_no_new_request(
     demo: Demo, emulator: ProviderEmulator
 ) -> None:
-    emulator.default = SLOW
-    generation = await demo.create()
-    viewer = await demo.watch(generation)
-    await viewer.until("text_delta")
+    generation, viewer = await watching_slow(demo, emulator)
     viewer.response.close()
     await emulator.wait_for_disconnects(1, timeout=WAIT)
 

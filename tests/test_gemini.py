@@ -13,13 +13,12 @@ import json
 from typing import Any
 
 import pytest
-from conftest import fixture_bytes
+from conftest import events_of, fixture_bytes, hello, of_type, usage_chunks
 
 import rx_allm as allm
 from rx_allm.adapter import StreamOptions
 from rx_allm.errors import AdapterError, StreamError
 from rx_allm.events import (
-    Event,
     MessageCompleted,
     MessageStarted,
     RawChunk,
@@ -44,30 +43,6 @@ def engine(emu: ProviderEmulator, **opts: Any) -> allm.Engine:
     return allm.Engine(adapter="gemini", model=MODEL, adapter_opts=adapter_opts)
 
 
-def hello() -> allm.Request:
-    return allm.request([allm.user("Bonjour")])
-
-
-async def events_of(emu: ProviderEmulator, **options: Any) -> tuple[list[Event], Exception | None]:
-    """Every event of one stream (raw chunks included) and its terminal error, if any."""
-    events: list[Event] = []
-    stream = allm.stream_generate(engine(emu), hello(), include_raw_chunks=True, **options)
-    try:
-        async for event in allm.iterate(stream):
-            events.append(event)
-    except Exception as exc:
-        return events, exc
-    return events, None
-
-
-def of_type(events: list[Event], kind: type[Any]) -> list[Any]:
-    return [e for e in events if isinstance(e, kind)]
-
-
-def usage_chunks(events: list[Event]) -> list[allm.Usage]:
-    return [e.data for e in events if isinstance(e, RawChunk) and e.kind == "usage"]
-
-
 def tokens(usage: allm.Usage) -> tuple[int | None, ...]:
     return (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens, usage.total_tokens)
 
@@ -90,7 +65,7 @@ async def test_text_fixture(emulator: ProviderEmulator, seed: int, max_chunk: in
     body = fixture_bytes("gemini_text")
     assert b"\r\n" in body
     emulator.enqueue(*[Reply(body=body, rechunk_seed=seed, max_chunk=max_chunk)] * 2)
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert error is None
     assert isinstance(events[0], MessageStarted)
     assert [e.delta for e in of_type(events, TextDelta)] == ["Bonjour !", " Ça va ? 👋"]
@@ -113,7 +88,7 @@ async def test_text_fixture(emulator: ProviderEmulator, seed: int, max_chunk: in
 async def test_function_call_fixture(emulator: ProviderEmulator, seed: int, max_chunk: int) -> None:
     body = fixture_bytes("gemini_function_call")
     emulator.enqueue(*[Reply(body=body, rechunk_seed=seed, max_chunk=max_chunk)] * 2)
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert error is None
     kinds = [e.type for e in events if isinstance(e, (ToolCallStarted, ToolCallCompleted))]
     assert kinds == ["tool_call_started", "tool_call_completed"] * 2  # back to back, per call
@@ -141,7 +116,7 @@ async def test_function_call_fixture(emulator: ProviderEmulator, seed: int, max_
 async def test_scripted_text_and_usage(emulator: ProviderEmulator) -> None:
     usage = {"input_tokens": 30, "output_tokens": 25, "cached_input_tokens": 10, "reasoning_tokens": 5}
     emulator.enqueue(Reply(text="One two three four.", usage=usage))
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert error is None
     assert "".join(e.delta for e in of_type(events, TextDelta)) == "One two three four."
     (u,) = usage_chunks(events)  # running totals on every chunk, emitted once
@@ -211,7 +186,7 @@ async def test_thought_parts_are_not_text(emulator: ProviderEmulator) -> None:
         chunk([{"text": "Answer.", "thoughtSignature": "sig-1"}], "STOP"),
     )
     emulator.enqueue(Reply(body=body))
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert error is None
     assert [e.delta for e in of_type(events, TextDelta)] == ["Answer."]
     raw = [(e.kind, e.data) for e in of_type(events, RawChunk)]
@@ -224,7 +199,7 @@ async def test_thought_parts_are_not_text(emulator: ProviderEmulator) -> None:
 async def test_blocked_prompt(emulator: ProviderEmulator) -> None:
     body = sse({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 5}})
     emulator.enqueue(Reply(body=body))
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert isinstance(error, AdapterError)
     assert (error.reason, error.metadata["block_reason"]) == ("content_filter", "SAFETY")
     assert [type(e) for e in events] == [MessageStarted]
@@ -241,7 +216,7 @@ async def test_blocked_prompt(emulator: ProviderEmulator) -> None:
 )
 async def test_in_band_error(emulator: ProviderEmulator, status: str, reason: str) -> None:
     emulator.enqueue(*[Reply(text="one two three", error_after=2, error_type=status)] * 2)
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert isinstance(error, AdapterError)
     assert (error.reason, error.metadata["error_type"], error.metadata["in_stream"]) == (reason, status, True)
     assert "".join(e.delta for e in of_type(events, TextDelta)) == "one two"
@@ -253,7 +228,7 @@ async def test_in_band_error(emulator: ProviderEmulator, status: str, reason: st
 async def test_eof_without_finish_reason_is_truncated(emulator: ProviderEmulator) -> None:
     frames = split_frames(fixture_bytes("gemini_text"))
     emulator.enqueue(Reply(body=b"".join(frames[:-1])))
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert isinstance(error, StreamError) and error.reason == "truncated"
     assert "".join(e.delta for e in of_type(events, TextDelta)) == TEXT
     assert not of_type(events, MessageCompleted)
@@ -422,7 +397,7 @@ CONTEXT = "The input token count (1200000) exceeds the maximum number of tokens 
 async def test_http_errors(emulator: ProviderEmulator, status: int, body: Any, reason: str) -> None:
     headers = {"x-goog-request-id": "goog-req-42", "Retry-After": "3"}
     emulator.enqueue(Reply(status=status, error_body=body, headers=headers))
-    events, error = await events_of(emulator)
+    events, error = await events_of(engine(emulator))
     assert events == []
     assert isinstance(error, AdapterError)
     assert (error.reason, error.status, error.provider) == (reason, status, "gemini")

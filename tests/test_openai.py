@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import fixture_bytes, record
+from conftest import OPENAI_KEY, fixture_bytes, openai_engine, record
 
 import rx_allm as allm
 from rx_allm.events import (
@@ -27,17 +27,11 @@ from rx_allm.events import (
 )
 from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 
-KEY = "sk-test-openai-0123456789"
 TEXT = "Bonjour ! Ça va ? 👋"
 REQ = allm.request([allm.user("hi")])
 RESPONSES = {"endpoint": "responses"}
 # (seed, max_chunk): None serves the fixture in one piece; small max_chunk splits inside UTF-8 characters.
 CHUNKINGS = [None, (11, 1), (12, 2), (13, 3), (14, 5), (15, 7), (16, 48)]
-
-
-def engine(emu: ProviderEmulator, model: str = "gpt-4o-mini", **adapter_opts: Any) -> allm.Engine:
-    opts = {"base_url": emu.base_url("openai"), "api_key": KEY, **adapter_opts}
-    return allm.Engine(adapter="openai", adapter_opts=opts, model=model)
 
 
 def fixture_reply(name: str, chunking: tuple[int, int] | None) -> Reply:
@@ -132,7 +126,7 @@ async def test_fixture_streams_and_generates(
 ) -> None:
     expected = SUCCESS_FIXTURES[name]
     emulator.enqueue(fixture_reply(name, chunking), fixture_reply(name, chunking))
-    eng = engine(emulator, **expected.adapter_opts)
+    eng = openai_engine(emulator, **expected.adapter_opts)
 
     rec = await record(allm.stream_generate(eng, REQ))
     assert rec.completed and rec.error is None and not rec.after_terminal
@@ -177,7 +171,7 @@ async def test_error_fixture_ends_with_typed_error_after_partial_text(
 ) -> None:
     partial, adapter_opts = ERROR_FIXTURES[name]
     emulator.enqueue(fixture_reply(name, chunking), fixture_reply(name, chunking))
-    eng = engine(emulator, **adapter_opts)
+    eng = openai_engine(emulator, **adapter_opts)
 
     rec = await record(allm.stream_generate(eng, REQ))
     assert isinstance(rec.error, allm.AdapterError) and not rec.completed and not rec.after_terminal
@@ -211,7 +205,7 @@ async def test_scripted_text_tool_calls_and_usage(
         text="Let me check that. 🌦", tool_calls=CALLS, usage=SCRIPTED_USAGE, rechunk_seed=3, max_chunk=9
     )
     emulator.enqueue(reply, reply)
-    eng = engine(emulator, **adapter_opts)
+    eng = openai_engine(emulator, **adapter_opts)
 
     rec = await record(allm.stream_generate(eng, REQ, include_raw_chunks=True))
     assert rec.completed
@@ -235,7 +229,7 @@ async def test_scripted_text_tool_calls_and_usage(
 @pytest.mark.asyncio
 async def test_responses_reasoning_summary_lands_in_metadata(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(text="42.", thinking="Think about it. Then answer."))
-    response = await allm.generate(engine(emulator, "o4-mini"), REQ, reasoning_summary="auto")
+    response = await allm.generate(openai_engine(emulator, "o4-mini"), REQ, reasoning_summary="auto")
     assert response.output_text == "42."
     assert response.metadata["reasoning"] == {"summary": "Think about it. Then answer."}
     assert emulator.requests[0].json["reasoning"] == {"summary": "auto"}
@@ -261,7 +255,7 @@ async def test_responses_summary_alias_event_and_parts(emulator: ProviderEmulato
         named=True,
     )
     emulator.enqueue(Reply(body=body))
-    response = await allm.generate(engine(emulator, "gpt-5"), REQ)
+    response = await allm.generate(openai_engine(emulator, "gpt-5"), REQ)
     assert response.ok and response.metadata["reasoning"] == {"summary": "One.\n\nTwo."}
 
 
@@ -274,7 +268,7 @@ async def test_finish_reasons(
     emulator: ProviderEmulator, adapter_opts: dict[str, Any], finish: str, expected: str
 ) -> None:
     emulator.enqueue(Reply(text="partial answer", finish=finish))
-    response = await allm.generate(engine(emulator, **adapter_opts), REQ)
+    response = await allm.generate(openai_engine(emulator, **adapter_opts), REQ)
     assert response.ok and response.finish_reason == expected and response.output_text == "partial answer"
 
 
@@ -283,7 +277,7 @@ async def test_chat_content_filter_ends_with_typed_error_after_partial_text(
     emulator: ProviderEmulator,
 ) -> None:
     emulator.enqueue(Reply(text="Some partial", finish="content_filter"))
-    rec = await record(allm.stream_generate(engine(emulator), REQ))
+    rec = await record(allm.stream_generate(openai_engine(emulator), REQ))
     assert isinstance(rec.error, allm.AdapterError) and rec.error.reason == "content_filter"
     assert "".join(e.delta for e in rec.items if isinstance(e, TextDelta)) == "Some partial"
     assert not any(isinstance(e, MessageCompleted) for e in rec.items)
@@ -292,7 +286,7 @@ async def test_chat_content_filter_ends_with_typed_error_after_partial_text(
 @pytest.mark.asyncio
 async def test_responses_incomplete_content_filter_is_a_finish_reason(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(text="Some partial", finish="content_filter"))
-    response = await allm.generate(engine(emulator, **RESPONSES), REQ)
+    response = await allm.generate(openai_engine(emulator, **RESPONSES), REQ)
     assert response.ok and response.finish_reason == "content_filter"
     assert response.metadata["incomplete_reason"] == "content_filter"
 
@@ -310,7 +304,7 @@ async def test_chat_tolerates_empty_and_null_choices(emulator: ProviderEmulator)
         "[DONE]",
     )
     emulator.enqueue(Reply(body=body))
-    response = await allm.generate(engine(emulator), REQ)
+    response = await allm.generate(openai_engine(emulator), REQ)
     assert response.ok and response.output_text == "ok" and response.finish_reason == "stop"
 
 
@@ -318,7 +312,7 @@ async def test_chat_tolerates_empty_and_null_choices(emulator: ProviderEmulator)
 async def test_chat_eof_after_finish_reason_without_done_completes(emulator: ProviderEmulator) -> None:
     body = fixture_bytes("openai_text").replace(b"data: [DONE]\n\n", b"")
     emulator.enqueue(Reply(body=body))
-    response = await allm.generate(engine(emulator), REQ)
+    response = await allm.generate(openai_engine(emulator), REQ)
     assert response.ok and response.output_text == TEXT and response.finish_reason == "stop"
 
 
@@ -344,7 +338,7 @@ async def test_chat_repeated_id_on_every_fragment_is_not_concatenated(emulator: 
         "[DONE]",
     )
     emulator.enqueue(Reply(body=body))
-    response = await allm.generate(engine(emulator), REQ)
+    response = await allm.generate(openai_engine(emulator), REQ)
     assert [(c.id, c.name, c.arguments) for c in response.tool_calls] == [("call_1", "f", {"a": 1})]
 
 
@@ -357,7 +351,7 @@ async def test_chat_reused_index_with_a_new_id_is_a_new_call(emulator: ProviderE
         "[DONE]",
     )
     emulator.enqueue(Reply(body=body))
-    response = await allm.generate(engine(emulator), REQ)
+    response = await allm.generate(openai_engine(emulator), REQ)
     assert [(c.id, c.arguments) for c in response.tool_calls] == [
         ("call_a", {"path": "a"}),
         ("call_b", {"path": "b"}),
@@ -374,7 +368,7 @@ async def test_chat_call_opens_when_id_and_name_arrive(emulator: ProviderEmulato
         "[DONE]",
     )
     emulator.enqueue(Reply(body=body))
-    rec = await record(allm.stream_generate(engine(emulator), REQ))
+    rec = await record(allm.stream_generate(openai_engine(emulator), REQ))
     assert rec.completed
     assert_success_order(rec.items)
     started = [(e.id, e.name) for e in rec.items if isinstance(e, ToolCallStarted)]
@@ -387,7 +381,7 @@ async def test_chat_call_opens_when_id_and_name_arrive(emulator: ProviderEmulato
 async def test_chat_legacy_function_call_finish_and_unknown_finish(emulator: ProviderEmulator) -> None:
     body = sse(chunk({"content": "x"}), chunk(finish="function_call"), "[DONE]")
     emulator.enqueue(Reply(body=body))
-    response = await allm.generate(engine(emulator), REQ)
+    response = await allm.generate(openai_engine(emulator), REQ)
     assert response.finish_reason == "tool_calls"
     assert response.metadata["native_finish_reason"] == "function_call"
 
@@ -404,7 +398,7 @@ async def test_chat_legacy_function_call_finish_and_unknown_finish(emulator: Pro
 )
 async def test_chat_in_band_error_types(emulator: ProviderEmulator, error_type: str, reason: str) -> None:
     emulator.enqueue(Reply(text="one two three", error_after=2, error_type=error_type))
-    rec = await record(allm.stream_generate(engine(emulator), REQ))
+    rec = await record(allm.stream_generate(openai_engine(emulator), REQ))
     assert isinstance(rec.error, allm.AdapterError) and rec.error.reason == reason
     assert rec.error.metadata["error_type"] == error_type
     assert [e.delta for e in rec.items if isinstance(e, TextDelta)] == ["one"]
@@ -413,7 +407,7 @@ async def test_chat_in_band_error_types(emulator: ProviderEmulator, error_type: 
 @pytest.mark.asyncio
 async def test_chat_in_band_bare_string_error(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(body=sse(chunk({"content": "a"}), {"error": "upstream went away"})))
-    rec = await record(allm.stream_generate(engine(emulator), REQ))
+    rec = await record(allm.stream_generate(openai_engine(emulator), REQ))
     assert isinstance(rec.error, allm.AdapterError) and rec.error.reason == "provider_unavailable"
     assert "upstream went away" in rec.error.message
 
@@ -421,7 +415,7 @@ async def test_chat_in_band_bare_string_error(emulator: ProviderEmulator) -> Non
 @pytest.mark.asyncio
 async def test_chat_non_object_json_is_malformed_event(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(body=sse(chunk({"content": "a"}), "[1, 2]", "[DONE]")))
-    rec = await record(allm.stream_generate(engine(emulator), REQ))
+    rec = await record(allm.stream_generate(openai_engine(emulator), REQ))
     assert isinstance(rec.error, allm.StreamError) and rec.error.reason == "malformed_event"
     assert rec.error.event_index == 2
 
@@ -443,7 +437,7 @@ async def test_responses_error_event(emulator: ProviderEmulator, code: str, reas
         named=True,
     )
     emulator.enqueue(Reply(body=body))
-    rec = await record(allm.stream_generate(engine(emulator, **RESPONSES), REQ))
+    rec = await record(allm.stream_generate(openai_engine(emulator, **RESPONSES), REQ))
     assert isinstance(rec.error, allm.AdapterError) and rec.error.reason == reason
     assert "went wrong" in rec.error.message
     assert [e.delta for e in rec.items if isinstance(e, TextDelta)] == ["Hi"]
@@ -465,7 +459,7 @@ async def test_responses_dispatches_on_event_name_and_drops_unknown_items(emulat
         )
     )
     emulator.enqueue(Reply(body=body))
-    response = await allm.generate(engine(emulator, **RESPONSES), REQ)
+    response = await allm.generate(openai_engine(emulator, **RESPONSES), REQ)
     assert response.ok and response.finish_reason == "tool_calls"
     assert [(c.id, c.name, c.arguments, c.raw_arguments) for c in response.tool_calls] == [
         ("call_1", "f", {"k": 1}, '{"k": 1}')
@@ -487,7 +481,7 @@ async def test_responses_final_arguments_win_over_deltas(emulator: ProviderEmula
         named=True,
     )
     emulator.enqueue(Reply(body=body))
-    response = await allm.generate(engine(emulator, **RESPONSES), REQ)
+    response = await allm.generate(openai_engine(emulator, **RESPONSES), REQ)
     assert response.tool_calls[0].arguments == {"ok": True}
 
 
@@ -515,7 +509,7 @@ async def received(
     emu: ProviderEmulator, request: allm.Request, model: str = "gpt-4o", **options: Any
 ) -> Any:
     """Send ``request`` and return the recorded request (body parsed, headers lower-cased)."""
-    response = await allm.generate(engine(emu, model), request, **options)
+    response = await allm.generate(openai_engine(emu, model), request, **options)
     assert response.ok, response.error
     return emu.requests[-1]
 
@@ -566,7 +560,7 @@ async def test_chat_request_body(emulator: ProviderEmulator) -> None:
     assert body["response_format"] == SCHEMA_FORMAT
     assert body["temperature"] == 0.3 and body["max_completion_tokens"] == 99 and "max_tokens" not in body
     assert (body["top_p"], body["seed"], body["reasoning_effort"], body["user"]) == (0.5, 7, "low", "u-1")
-    assert sent.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.headers["authorization"] == f"Bearer {OPENAI_KEY}"
     assert sent.headers["content-type"] == "application/json"
     assert sent.headers["accept"] == "text/event-stream"
     assert "openai-organization" not in sent.headers
@@ -634,16 +628,17 @@ async def test_chat_include_usage_override_and_options_win(emulator: ProviderEmu
     sent = await received(emulator, req, top_p=0.5, stream_options={"include_obfuscation": False})
     assert sent.json["stream_options"] == {"include_usage": False, "include_obfuscation": False}
     assert sent.json["temperature"] == 0.9 and sent.json["top_p"] == 0.1
-    assert (await allm.generate(engine(emulator), req)).usage == allm.Usage()  # no usage chunk was asked for
+    # no usage chunk was asked for
+    assert (await allm.generate(openai_engine(emulator), req)).usage == allm.Usage()
 
 
 @pytest.mark.asyncio
 async def test_organization_and_project_headers(emulator: ProviderEmulator) -> None:
-    eng = engine(emulator, organization="org-acme", project="proj_1")
+    eng = openai_engine(emulator, organization="org-acme", project="proj_1")
     await allm.generate(eng, REQ)
     headers = emulator.requests[0].headers
     assert headers["openai-organization"] == "org-acme" and headers["openai-project"] == "proj_1"
-    assert headers["authorization"] == f"Bearer {KEY}"
+    assert headers["authorization"] == f"Bearer {OPENAI_KEY}"
 
 
 @pytest.mark.asyncio
@@ -696,7 +691,7 @@ async def test_responses_request_body(emulator: ProviderEmulator) -> None:
     assert body["reasoning"] == {"effort": "high", "summary": "auto"}
     assert body["top_p"] == 0.5 and body["store"] is False
     assert not {"reasoning_effort", "reasoning_summary", "verbosity", "max_tokens", "endpoint"} & set(body)
-    assert sent.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.headers["authorization"] == f"Bearer {OPENAI_KEY}"
 
 
 @pytest.mark.asyncio
@@ -740,7 +735,7 @@ async def test_responses_nested_schema_and_content_parts(emulator: ProviderEmula
     ],
 )
 async def test_endpoint_by_model(emulator: ProviderEmulator, model: str, path: str) -> None:
-    response = await allm.generate(engine(emulator, model), REQ)
+    response = await allm.generate(openai_engine(emulator, model), REQ)
     assert response.ok and response.output_text == "Hello from the emulator."
     assert emulator.requests[0].path == path
 
@@ -751,7 +746,7 @@ async def test_endpoint_by_model(emulator: ProviderEmulator, model: str, path: s
     [("gpt-4o", "responses", "/v1/responses"), ("gpt-5", "chat_completions", "/v1/chat/completions")],
 )
 async def test_endpoint_by_option(emulator: ProviderEmulator, model: str, endpoint: str, path: str) -> None:
-    response = await allm.generate(engine(emulator, model, endpoint=endpoint), REQ)
+    response = await allm.generate(openai_engine(emulator, model, endpoint=endpoint), REQ)
     assert response.ok and emulator.requests[0].path == path
     assert "endpoint" not in emulator.requests[0].json
 
@@ -769,7 +764,7 @@ async def test_unsupported_combinations_raise_before_any_request(
     emulator: ProviderEmulator, adapter_opts: dict[str, Any], options: dict[str, Any]
 ) -> None:
     with pytest.raises(allm.AdapterError) as info:
-        allm.stream_generate(engine(emulator, **adapter_opts), REQ, **options)
+        allm.stream_generate(openai_engine(emulator, **adapter_opts), REQ, **options)
     assert info.value.reason == "unsupported_feature" and info.value.provider == "openai"
     assert emulator.requests == []
 
@@ -778,7 +773,7 @@ def test_image_in_system_message_is_unsupported() -> None:
     req = allm.request(
         [allm.Message(role="system", content=[{"type": "image_url", "image_url": "x"}]), allm.user("hi")]
     )
-    eng = allm.Engine(adapter="openai", adapter_opts={"api_key": KEY}, model="gpt-4o")
+    eng = allm.Engine(adapter="openai", adapter_opts={"api_key": OPENAI_KEY}, model="gpt-4o")
     with pytest.raises(allm.AdapterError) as info:
         allm.stream_generate(eng, req)
     assert info.value.reason == "unsupported_feature"
@@ -790,7 +785,7 @@ def test_missing_key_and_missing_model(monkeypatch: pytest.MonkeyPatch) -> None:
         allm.stream_generate(allm.Engine(adapter="openai", model="gpt-4o"), REQ)
     assert info.value.reason == "authentication_failed"
     with pytest.raises(allm.EngineError) as missing:
-        allm.stream_generate(allm.Engine(adapter="openai", adapter_opts={"api_key": KEY}), REQ)
+        allm.stream_generate(allm.Engine(adapter="openai", adapter_opts={"api_key": OPENAI_KEY}), REQ)
     assert missing.value.reason == "missing_model"
 
 

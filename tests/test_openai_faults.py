@@ -14,13 +14,12 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Recording, record
+from conftest import OPENAI_KEY, Recording, openai_engine, record
 
 import rx_allm as allm
 from rx_allm.events import MessageCompleted, TextDelta
 from rx_allm.testing.emulator import ProviderEmulator, Reply
 
-KEY = "sk-test-openai-0123456789"
 REQ = allm.request([allm.user("hi")])
 ENDPOINTS = [{}, {"endpoint": "responses"}]
 ENDPOINT_IDS = ["chat", "responses"]
@@ -28,16 +27,11 @@ ENDPOINT_IDS = ["chat", "responses"]
 STREAMS = [pytest.param({}, 1, id="chat"), pytest.param({"endpoint": "responses"}, 4, id="responses")]
 
 
-def engine(emu: ProviderEmulator, **adapter_opts: Any) -> allm.Engine:
-    opts = {"base_url": emu.base_url("openai"), "api_key": KEY, **adapter_opts}
-    return allm.Engine(adapter="openai", adapter_opts=opts, model="gpt-4o-mini")
-
-
 async def fail(emu: ProviderEmulator, reply: Reply, **options: Any) -> Recording:
     """Serve ``reply`` once and record the stream; it must end with an error and nothing after it."""
     emu.enqueue(reply)
     adapter_opts = options.pop("adapter_opts", {})
-    rec = await record(allm.stream_generate(engine(emu, **adapter_opts), REQ, **options))
+    rec = await record(allm.stream_generate(openai_engine(emu, **adapter_opts), REQ, **options))
     assert rec.error is not None and not rec.completed and not rec.after_terminal
     assert not any(isinstance(e, MessageCompleted) for e in rec.items)
     assert emu.posts() == 1
@@ -201,7 +195,7 @@ async def test_connection_refused_is_network_error() -> None:
         port = sock.getsockname()[1]
     eng = allm.Engine(
         adapter="openai",
-        adapter_opts={"base_url": f"http://127.0.0.1:{port}/v1", "api_key": KEY},
+        adapter_opts={"base_url": f"http://127.0.0.1:{port}/v1", "api_key": OPENAI_KEY},
         model="gpt-4o",
     )
     rec = await record(allm.stream_generate(eng, REQ))
@@ -249,7 +243,7 @@ async def test_truncation_is_truncated_with_partial_text(
     assert type(error) is allm.StreamError and error.reason == "truncated" and error.provider == "openai"
     assert text_of(rec) == "one two"
     emulator.enqueue(reply)
-    response = await allm.generate(engine(emulator, **adapter_opts), REQ)
+    response = await allm.generate(openai_engine(emulator, **adapter_opts), REQ)
     assert response.finish_reason == "error" and response.output_text == text_of(rec)
     assert isinstance(response.error, allm.StreamError) and response.error.reason == "truncated"
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from conftest import connections
 from reactivex import abc
 
 import rx_allm as allm
@@ -300,13 +301,6 @@ def index_of(request: RecordedRequest) -> int:
     match = INDEX.search(json.dumps(request.json))
     assert match is not None, request.json
     return int(match.group(1))
-
-
-def connections(session: aiohttp.ClientSession) -> tuple[int, int]:
-    """(in use, idle in the pool) for a session's connector (aiohttp keeps no public count)."""
-    connector = session.connector
-    assert isinstance(connector, aiohttp.BaseConnector)
-    return len(connector._acquired), sum(len(idle) for idle in connector._conns.values())
 
 
 async def settled(check: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from conftest import connections, wait_until
 from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.scheduler import EventLoopScheduler, ThreadPoolScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
-from test_soak import connections
 
 import rx_allm as allm
 from rx_allm.events import Event, MessageCompleted, TextDelta
@@ -156,7 +156,7 @@ def dispose_at_once(emulator: ProviderEmulator, i: int, ui: UiLoop) -> Outcome:
 
 def dispose_from_another_thread(emulator: ProviderEmulator, i: int, ui: UiLoop) -> Outcome:
     seen = Seen().subscribe(events_of(emulator, "stall", i, stream_timeout=WAIT))
-    wait_until(lambda: seen.text == "one two" or bool(seen.ends))  # all it sends before it stalls
+    wait_until(lambda: seen.text == "one two" or bool(seen.ends), WAIT)  # all it sends before it stalls
     other = threading.Thread(target=seen.dispose)
     other.start()
     other.join(WAIT)
@@ -276,15 +276,8 @@ def test_100_threads_subscribe_and_dispose_concurrently(emu: ProviderEmulator) -
             assert isinstance(seen.events[-1], MessageCompleted), label
     # one POST per subscription that was not disposed at once; disposals reached the server
     assert emu.posts() == sum(o.posts for o in outcomes.values())
-    wait_until(lambda: len(emu.disconnects) >= sum(o.disconnects for o in outcomes.values()))
+    wait_until(lambda: len(emu.disconnects) >= sum(o.disconnects for o in outcomes.values()), WAIT)
     assert background_idle()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
 
 
 def background_idle() -> bool:
@@ -322,7 +315,7 @@ def test_a_subscriber_holding_the_loop_holds_the_server_back(emu: ProviderEmulat
     response = allm.generate_sync(engine(emu), allm.request([allm.user("huge:0")]), on_event=hold_once)
     assert server_done_while_held == [False]
     assert response.ok and len(response.output_text) == 8_000_000
-    wait_until(lambda: emu.completed == [0])  # it finished once the stream was read again
+    wait_until(lambda: emu.completed == [0], WAIT)  # it finished once the stream was read again
 
 
 def test_a_subscriber_holding_the_loop_does_not_time_out_its_stream(emu: ProviderEmulator) -> None:

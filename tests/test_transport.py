@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import record
+from conftest import openai_engine, record, wait_until
 from reactivex import operators as ops
 
 import rx_allm as allm
@@ -24,15 +24,9 @@ from rx_allm.events import Event, MessageCompleted, TextDelta, ToolCallStarted
 from rx_allm.sessions import session_for_loop
 from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 
-KEY = "sk-test-openai-0123456789"
 REQ = allm.request([allm.user("hi")])
 DISPOSE_BUDGET = 0.5  # seconds from dispose to the server seeing the connection closed
 STREAMS = [pytest.param({}, id="chat"), pytest.param({"endpoint": "responses"}, id="responses")]
-
-
-def engine(emu: ProviderEmulator, **adapter_opts: Any) -> allm.Engine:
-    opts = {"base_url": emu.base_url("openai"), "api_key": KEY, **adapter_opts}
-    return allm.Engine(adapter="openai", adapter_opts=opts, model="gpt-4o-mini")
 
 
 async def disconnect_delay(emu: ProviderEmulator, disposed_at: float) -> float:
@@ -53,7 +47,7 @@ async def test_take_mid_stream_closes_the_connection_promptly(
     calls = [ToolCallSpec("first", {"a": 1}, id="call_1"), ToolCallSpec("second", {"b": 2}, id="call_2")]
     emulator.enqueue(Reply(text="alpha beta gamma", tool_calls=calls, stall_after=stall_after))
     events = allm.stream_generate(
-        engine(emulator, **adapter_opts), REQ, emit_text_deltas=False, emit_tool_deltas=False
+        openai_engine(emulator, **adapter_opts), REQ, emit_text_deltas=False, emit_tool_deltas=False
     )
     disposed_at: list[float] = []
     rec = await record(
@@ -69,7 +63,7 @@ async def test_take_mid_stream_closes_the_connection_promptly(
 @pytest.mark.asyncio
 async def test_dispose_while_stalled_and_while_waiting_for_headers(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(text="one two three", stall_after=2), Reply(header_delay=5.0))
-    eng = engine(emulator)
+    eng = openai_engine(emulator)
     first = asyncio.Event()
     subscription = allm.stream_generate(eng, REQ).subscribe(
         on_next=lambda e: first.set() if isinstance(e, TextDelta) else None
@@ -98,7 +92,7 @@ async def test_on_event_raising_ends_the_stream_and_cancels_the_request(emulator
         if isinstance(event, TextDelta):
             raise RuntimeError("consumer bug")
 
-    rec = await record(allm.stream_generate(engine(emulator), REQ, on_event=on_event))
+    rec = await record(allm.stream_generate(openai_engine(emulator), REQ, on_event=on_event))
     assert isinstance(rec.error, RuntimeError) and [e.type for e in rec.items] == ["message_started"]
     await emulator.wait_for_disconnects(1, timeout=2.0)
 
@@ -109,7 +103,7 @@ async def test_on_event_raising_ends_the_stream_and_cancels_the_request(emulator
 async def test_cold_and_lazy_one_post_per_subscription(
     emulator: ProviderEmulator, adapter_opts: dict[str, Any]
 ) -> None:
-    events = allm.stream_generate(engine(emulator, **adapter_opts), REQ)
+    events = allm.stream_generate(openai_engine(emulator, **adapter_opts), REQ)
     await asyncio.sleep(0.05)  # an eager implementation would have sent its request by now
     assert emulator.posts() == 0
     first = await record(events)
@@ -129,7 +123,7 @@ async def test_cold_and_lazy_one_post_per_subscription(
 )
 async def test_a_failed_stream_is_never_retried(emulator: ProviderEmulator, reply: Reply) -> None:
     emulator.enqueue(reply)
-    rec = await record(allm.stream_generate(engine(emulator), REQ))
+    rec = await record(allm.stream_generate(openai_engine(emulator), REQ))
     assert rec.error is not None
     await asyncio.sleep(0.05)
     assert emulator.posts() == 1
@@ -139,7 +133,7 @@ async def test_a_failed_stream_is_never_retried(emulator: ProviderEmulator, repl
 async def test_redirect_is_not_followed(emulator: ProviderEmulator) -> None:
     target = emulator.base_url("openai") + "/chat/completions"
     emulator.enqueue(Reply(status=307, headers={"Location": target}), Reply(text="should never be read"))
-    rec = await record(allm.stream_generate(engine(emulator), REQ))
+    rec = await record(allm.stream_generate(openai_engine(emulator), REQ))
     error = rec.error
     assert type(error) is allm.AdapterError and error.status == 307 and error.provider == "openai"
     assert "redirect not followed" in error.message
@@ -153,7 +147,7 @@ def test_library_session_is_reused_and_closed_at_loop_shutdown() -> None:
     async def main() -> None:
         async with ProviderEmulator() as emu:
             for _ in range(3):
-                response = await allm.generate(engine(emu), REQ)
+                response = await allm.generate(openai_engine(emu), REQ)
                 assert response.ok
                 sessions.append(await session_for_loop())
 
@@ -173,7 +167,7 @@ async def test_user_session_is_used_and_not_closed(emulator: ProviderEmulator) -
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_request_start)
     async with aiohttp.ClientSession(trace_configs=[trace]) as own:
-        eng = engine(emulator, session=own)
+        eng = openai_engine(emulator, session=own)
         assert (await allm.generate(eng, REQ)).ok
         emulator.enqueue(Reply(status=500))
         assert (await allm.generate(eng, REQ)).finish_reason == "error"
@@ -194,7 +188,7 @@ async def test_a_completed_stream_returns_its_connection_to_the_pool(
     trace = aiohttp.TraceConfig()
     trace.on_connection_create_end.append(on_create)
     async with aiohttp.ClientSession(trace_configs=[trace]) as own:
-        eng = engine(emulator, session=own, **opts)
+        eng = openai_engine(emulator, session=own, **opts)
         for _ in range(10):
             emulator.enqueue(Reply(text="hello there", tail_delay=0.02))  # the body ends after the marker
             assert (await allm.generate(eng, REQ)).ok
@@ -212,7 +206,7 @@ def threaded_emulator() -> Iterator[ProviderEmulator]:
 
 
 def test_generate_sync_and_run_without_a_loop(threaded_emulator: ProviderEmulator) -> None:
-    eng = engine(threaded_emulator)
+    eng = openai_engine(threaded_emulator)
     response = allm.generate_sync(eng, REQ)
     assert response.ok and response.output_text == "sync hello"
     events = allm.stream_generate(eng, REQ).pipe(ops.to_list()).run()
@@ -223,17 +217,10 @@ def test_generate_sync_and_run_without_a_loop(threaded_emulator: ProviderEmulato
     assert threaded_emulator.posts() == 3
 
 
-def wait_until(predicate: Any, timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
-
-
 def test_subscribe_and_dispose_from_other_threads(threaded_emulator: ProviderEmulator) -> None:
     n = 4
     threaded_emulator.enqueue(*[Reply(text="one two three", stall_after=2) for _ in range(n)])
-    eng = engine(threaded_emulator)
+    eng = openai_engine(threaded_emulator)
     firsts = [threading.Event() for _ in range(n)]
 
     def subscribe(i: int) -> Any:
@@ -244,7 +231,7 @@ def test_subscribe_and_dispose_from_other_threads(threaded_emulator: ProviderEmu
         assert all(first.wait(2.0) for first in firsts)
         disposed_at = time.monotonic()
         list(pool.map(lambda s: s.dispose(), reversed(subscriptions)))  # disposed by other threads
-        wait_until(lambda: len(threaded_emulator.disconnects) == n)
+        wait_until(lambda: len(threaded_emulator.disconnects) == n, 2.0)
         assert max(d.time for d in threaded_emulator.disconnects) - disposed_at < DISPOSE_BUDGET
 
         results = list(pool.map(lambda _: allm.generate_sync(eng, REQ), range(n)))

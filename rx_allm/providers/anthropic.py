@@ -27,8 +27,8 @@ from reactivex import Observable
 from rx_allm.adapter import StreamOptions
 from rx_allm.errors import AdapterError
 from rx_allm.events import Event, MessageStarted, RawChunk, TextCompleted, ToolCallCompleted
-from rx_allm.http_errors import ErrorBody, ErrorDialect, in_band_error
-from rx_allm.models import FinishReason, Message, Request, Tool, Usage
+from rx_allm.http_errors import ErrorBody, ErrorDialect, error_object, in_band_error
+from rx_allm.models import FinishReason, Message, Request, Usage
 from rx_allm.providers.base import (
     Emit,
     StreamMapper,
@@ -38,6 +38,8 @@ from rx_allm.providers.base import (
     merge_reported,
     resolve_api_key,
     system_text,
+    tool_choice_spec,
+    tool_spec,
     transport_options,
     turns,
     usage_from,
@@ -81,8 +83,8 @@ _USAGE_FIELDS: dict[str, str | tuple[str, str]] = {
 
 def read_error_body(decoded: Any) -> ErrorBody:
     """``{"type": "error", "error": {"type", "message"}}`` → :class:`ErrorBody`."""
-    error = decoded.get("error") if isinstance(decoded, dict) else None
-    if not isinstance(error, dict):
+    error = error_object(decoded, in_list=False)
+    if error is None:
         return ErrorBody()
     message, kind = error.get("message"), error.get("type")
     return ErrorBody(
@@ -139,8 +141,13 @@ def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
     body["messages"] = [_message(turn) for turn in turns(request.messages)]
     body["max_tokens"] = request.max_tokens or opts.params.get("max_tokens") or DEFAULT_MAX_TOKENS
     if request.tools:
-        body["tools"] = [_tool(t) for t in request.tools]
-    choice = _tool_choice(request.tool_choice)
+        body["tools"] = [tool_spec(t, "input_schema") for t in request.tools]
+    choice = tool_choice_spec(
+        request.tool_choice,
+        none={"type": "none"},
+        required={"type": "any"},
+        named=lambda name: {"type": "tool", "name": name},
+    )
     if choice is not None:
         body["tool_choice"] = choice
     if request.temperature is not None:
@@ -188,25 +195,6 @@ def _tool_result(message: Message) -> dict[str, Any]:
     if message.metadata.get("is_error"):
         block["is_error"] = True
     return block
-
-
-def _tool(tool: Tool) -> dict[str, Any]:
-    spec: dict[str, Any] = {"name": tool.name, "input_schema": tool.schema_}
-    if tool.description:
-        spec["description"] = tool.description
-    return spec
-
-
-def _tool_choice(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    if choice is None or choice == "auto":
-        return None
-    if isinstance(choice, dict):
-        return choice
-    if choice == "none":
-        return {"type": "none"}
-    if choice in ("required", "any"):  # "any" is a mode word (a reserved tool name), as for OpenAI
-        return {"type": "any"}
-    return {"type": "tool", "name": choice}
 
 
 # -- stream mapping --------------------------------------------------------------

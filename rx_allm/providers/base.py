@@ -29,7 +29,7 @@ from rx_allm.events import (
     ToolCallDelta,
     ToolCallStarted,
 )
-from rx_allm.models import FinishReason, Message, ToolCall, Usage
+from rx_allm.models import FinishReason, Message, Tool, ToolCall, Usage
 from rx_allm.redact import remember_secret
 from rx_allm.sse import SSEEvent
 
@@ -315,3 +315,31 @@ def call_arguments(call: ToolCall) -> dict[str, Any]:
 def merge_reported(known: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     """``known`` updated with the values ``update`` reports: a missing or null value never erases one."""
     return {**known, **{k: v for k, v in update.items() if v is not None}}
+
+
+def tool_spec(tool: Tool, schema_key: str) -> dict[str, Any]:
+    """A tool as Anthropic and Gemini declare it: ``name``, schema under ``schema_key``, ``description``."""
+    spec: dict[str, Any] = {"name": tool.name, schema_key: tool.schema_}
+    if tool.description:
+        spec["description"] = tool.description
+    return spec
+
+
+def tool_choice_spec(
+    choice: str | dict[str, Any] | None,
+    none: dict[str, Any],
+    required: dict[str, Any],
+    named: Callable[[str], dict[str, Any]],
+) -> dict[str, Any] | None:
+    """A ``tool_choice`` in a provider's shape: ``None``/``"auto"`` → ``None`` (the default), a dict as given,
+    ``"none"`` → ``none``, ``"required"`` or ``"any"`` (a mode word, not a tool name) → ``required``,
+    any other name → ``named(name)``."""
+    if choice is None or choice == "auto":
+        return None
+    if isinstance(choice, dict):
+        return choice
+    if choice == "none":
+        return none
+    if choice in ("required", "any"):
+        return required
+    return named(choice)

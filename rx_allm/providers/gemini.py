@@ -31,8 +31,8 @@ from reactivex import Observable
 from rx_allm.adapter import StreamOptions
 from rx_allm.errors import AdapterError
 from rx_allm.events import Event, RawChunk, ToolCallCompleted
-from rx_allm.http_errors import STATUS_REASONS, ErrorBody, ErrorDialect, in_band_error
-from rx_allm.models import FinishReason, Message, Request, Tool
+from rx_allm.http_errors import STATUS_REASONS, ErrorBody, ErrorDialect, error_object, in_band_error
+from rx_allm.models import FinishReason, Message, Request
 from rx_allm.providers.base import (
     Emit,
     StreamMapper,
@@ -42,6 +42,8 @@ from rx_allm.providers.base import (
     merge_reported,
     resolve_api_key,
     system_text,
+    tool_choice_spec,
+    tool_spec,
     transport_options,
     turns,
     usage_from,
@@ -120,10 +122,8 @@ _PARAM_ALIASES = {"stop": "stopSequences", "max_tokens": "maxOutputTokens"}
 
 def read_error_body(decoded: Any) -> ErrorBody:
     """``{"error": {"code", "message", "status"}}`` (also inside a one-element list) → :class:`ErrorBody`."""
-    if isinstance(decoded, list) and decoded:
-        decoded = decoded[0]
-    error = decoded.get("error") if isinstance(decoded, dict) else None
-    if not isinstance(error, dict):
+    error = error_object(decoded)
+    if error is None:
         return ErrorBody()
     message, status, code = error.get("message"), error.get("status"), error.get("code")
     return ErrorBody(
@@ -175,8 +175,13 @@ def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
     if request.tools:
-        body["tools"] = [{"functionDeclarations": [_declaration(t) for t in request.tools]}]
-    tool_config = _tool_config(request.tool_choice)
+        body["tools"] = [{"functionDeclarations": [tool_spec(t, "parameters") for t in request.tools]}]
+    tool_config = tool_choice_spec(
+        request.tool_choice,
+        none={"functionCallingConfig": {"mode": "NONE"}},
+        required={"functionCallingConfig": {"mode": "ANY"}},
+        named=lambda name: {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}},
+    )
     if tool_config is not None:
         body["toolConfig"] = tool_config
     config = _generation_config(request)
@@ -264,23 +269,6 @@ def _result_object(text: str) -> dict[str, Any]:
     except ValueError:
         return {"result": text}
     return value if isinstance(value, dict) else {"result": value}
-
-
-def _declaration(tool: Tool) -> dict[str, Any]:
-    declaration: dict[str, Any] = {"name": tool.name, "parameters": tool.schema_}
-    if tool.description:
-        declaration["description"] = tool.description
-    return declaration
-
-
-def _tool_config(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    if choice is None or choice == "auto":
-        return None
-    if isinstance(choice, dict):
-        return choice
-    if choice in ("none", "required", "any"):  # "any" is a mode word (a reserved tool name)
-        return {"functionCallingConfig": {"mode": "NONE" if choice == "none" else "ANY"}}
-    return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [choice]}}
 
 
 # -- stream mapping --------------------------------------------------------------

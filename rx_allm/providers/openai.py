@@ -35,7 +35,7 @@ from reactivex import Observable
 from rx_allm.adapter import StreamOptions
 from rx_allm.errors import AdapterError
 from rx_allm.events import Event, ToolCallCompleted
-from rx_allm.http_errors import ErrorBody, ErrorDialect, in_band_error
+from rx_allm.http_errors import ErrorBody, ErrorDialect, error_body_object, in_band_error
 from rx_allm.models import FinishReason, Message, Request, Tool, ToolCall
 from rx_allm.providers.base import (
     Emit,
@@ -112,10 +112,7 @@ def error_info(error: Any) -> ErrorBody:
 
 def read_error_body(body: Any) -> ErrorBody:
     """What an HTTP error body says: ``{"error": {...}}``, ``{"error": "text"}`` or a bare error object."""
-    if isinstance(body, list):  # some gateways wrap the body in a list
-        body = body[0] if body else None
-    if not isinstance(body, dict):
-        return ErrorBody()
+    body = error_body_object(body)
     return error_info(body["error"] if body.get("error") is not None else body)
 
 
