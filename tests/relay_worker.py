@@ -1,8 +1,8 @@
 """A separate process for the relay tests: produce, view or stop one generation over Redis.
 
-    python tests/relay_worker.py produce <redis url> <generation id> <options json> <emulator url> [go at]
-    python tests/relay_worker.py view    <redis url> <generation id> <options json> <after or -> [leave after N]
-    python tests/relay_worker.py stop    <redis url> <generation id> <options json>
+    relay_worker.py produce <redis url> <generation id> <options json> <emulator url> [go at]
+    relay_worker.py view    <redis url> <generation id> <options json> <after or -> [leave after N]
+    relay_worker.py stop    <redis url> <generation id> <options json>
 
 Each prints JSON lines on stdout: ``{"started": bool}`` / ``{"ended": true}`` (produce),
 ``{"id": ..., "event": {...}}`` per entry then ``{"end": "completed" | <error dict>}`` or
@@ -31,7 +31,9 @@ def say(payload: dict[str, Any]) -> None:
 
 
 async def produce(relay: RedisRelay, generation_id: str, emulator_url: str, go_at: float | None) -> None:
-    engine = allm.Engine(adapter="openai", adapter_opts={"base_url": emulator_url + "/v1", "api_key": API_KEY})
+    engine = allm.Engine(
+        adapter="openai", adapter_opts={"base_url": emulator_url + "/v1", "api_key": API_KEY}
+    )
     source = allm.stream_generate(engine, allm.request([allm.user("relay me")]), model="gpt-4o-mini")
     if go_at is not None:
         await asyncio.sleep(max(0.0, go_at - time.time()))

@@ -246,7 +246,7 @@ def test_bad_input_is_a_typed_error() -> None:
     unknown = Seen(ts)(relay.observe("nope"))
     assert unknown.end is not None and isinstance(unknown.end[1], ValidationError)
     assert unknown.end[1].errors == [("generation_id", "unknown generation")]
-    position, tag = Seen(ts)(relay.observe("g")).entries[0][1].id.split("-")
+    tag = Seen(ts)(relay.observe("g")).entries[0][1].id.split("-")[1]
     for after, why in [(other, "another generation"), (f"99-{tag}", "ahead of the log")]:
         seen = Seen(ts)(relay.observe("g", after=after))
         assert seen.end is not None and isinstance(seen.end[1], ValidationError), after

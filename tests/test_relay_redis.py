@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import reactivex
-
 from conftest import record
+
 from rx_allm.errors import AdapterError, RxAllmError, StreamError, ValidationError
 from rx_allm.events import RawChunk, TextDelta
 from rx_allm.relay import RedisRelay

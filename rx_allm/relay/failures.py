@@ -55,23 +55,25 @@ def cancelled(generation_id: str, why: str) -> StreamError:
 
 def unserialisable(generation_id: str, position: int, problem: Exception) -> StreamError:
     """The producer's terminal when an event has no JSON form."""
-    return StreamError(
-        "malformed_event",
-        f"relay: event {position} of generation {generation_id!r} cannot be serialised: "
-        f"{type(problem).__name__}: {problem}",
-        event_index=position - 1,
-        metadata=_meta(generation_id, "unserialisable_event"),
+    return _malformed(
+        generation_id, position, problem, "event", "cannot be serialised", "unserialisable_event"
     )
 
 
 def malformed_entry(generation_id: str, position: int, problem: Exception) -> StreamError:
     """A log entry a viewer cannot read back (an event type this process does not know, ...)."""
+    return _malformed(generation_id, position, problem, "entry", "cannot be read", "unreadable_entry")
+
+
+def _malformed(
+    generation_id: str, position: int, problem: Exception, what: str, why: str, relay: str
+) -> StreamError:
     return StreamError(
         "malformed_event",
-        f"relay: entry {position} of generation {generation_id!r} cannot be read: "
+        f"relay: {what} {position} of generation {generation_id!r} {why}: "
         f"{type(problem).__name__}: {problem}",
         event_index=position - 1,
-        metadata=_meta(generation_id, "unreadable_entry"),
+        metadata=_meta(generation_id, relay),
     )
 
 

@@ -16,14 +16,15 @@ from collections import deque
 from itertools import islice
 from typing import Any
 
-from reactivex import Observable, abc, create
+from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rx_allm.errors import RxAllmError
-from rx_allm.relay.entry import RelayEntry, check_after, check_generation_id, entry_id, new_tag, parse_after
+from rx_allm.relay.entry import RelayEntry, check_after, check_generation_id, entry_id, new_tag
 from rx_allm.relay.failures import cancelled, producer_lost, unknown_generation
 from rx_allm.relay.options import RelayOptions, every, scheduler_for
 from rx_allm.relay.producer import Producer, Record
+from rx_allm.relay.protocol import viewer_observable
 
 
 class MemoryRelay:
@@ -50,11 +51,11 @@ class MemoryRelay:
 
     def observe(self, generation_id: str, after: str | None = None) -> Observable[RelayEntry]:
         """Entries from the start (or strictly after the entry id ``after``), then the terminal."""
-        check_generation_id(generation_id)
-        position = parse_after(after)
 
-        def subscribe(
-            observer: abc.ObserverBase[RelayEntry], scheduler: abc.SchedulerBase | None = None
+        def attach(
+            observer: abc.ObserverBase[RelayEntry],
+            position: tuple[int, int] | None,
+            scheduler: abc.SchedulerBase | None,
         ) -> abc.DisposableBase:
             log = self._logs.get(generation_id)
             if log is None:
@@ -62,7 +63,7 @@ class MemoryRelay:
                 return Disposable()
             return log.attach(observer, position, scheduler_for(scheduler or self.scheduler))
 
-        return create(subscribe)
+        return viewer_observable(generation_id, after, attach)
 
     async def stop(self, generation_id: str) -> bool:
         """Stop a running generation (its viewers get ``cancelled``); False if it had ended."""

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from reactivex import Observable
+from reactivex import Observable, abc, create
 
-from rx_allm.relay.entry import RelayEntry
+from rx_allm.relay.entry import RelayEntry, check_generation_id, parse_after
+
+#: How a relay attaches one viewer: ``(observer, after position or None, subscription scheduler)``.
+Attach = Callable[
+    [abc.ObserverBase[RelayEntry], tuple[int, int] | None, abc.SchedulerBase | None], abc.DisposableBase
+]
 
 
 class Relay(Protocol):
@@ -27,3 +33,16 @@ class Relay(Protocol):
     async def close(self) -> None:
         """Release the relay's resources (stops the generations it produces)."""
         ...
+
+
+def viewer_observable(generation_id: str, after: str | None, attach: Attach) -> Observable[RelayEntry]:
+    """The cold Observable ``observe`` returns: ids checked now (raising), ``attach`` per subscription."""
+    check_generation_id(generation_id)
+    position = parse_after(after)
+
+    def subscribe(
+        observer: abc.ObserverBase[RelayEntry], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return attach(observer, position, scheduler)
+
+    return create(subscribe)

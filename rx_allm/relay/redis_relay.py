@@ -17,16 +17,17 @@ import asyncio
 import contextlib
 from typing import Any
 
-from reactivex import Observable, abc, create
+from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from rx_allm.relay.entry import RelayEntry, check_generation_id, new_tag, parse_after
+from rx_allm.relay.entry import RelayEntry, check_generation_id, new_tag
 from rx_allm.relay.failures import redis_failure, unknown_generation
 from rx_allm.relay.options import RelayOptions
+from rx_allm.relay.protocol import viewer_observable
 from rx_allm.relay.redis_keys import REDIS_FAILURES, GenerationKeys, failure_reason
 from rx_allm.relay.redis_producer import RedisProducer
 from rx_allm.relay.redis_viewer import RedisView
@@ -91,18 +92,21 @@ class RedisRelay:
         return True
 
     def observe(self, generation_id: str, after: str | None = None) -> Observable[RelayEntry]:
-        """Entries from the start (or strictly after the entry id ``after``), then the terminal."""
-        check_generation_id(generation_id)
-        position = parse_after(after)
+        """Entries from the start (or strictly after the entry id ``after``), then the terminal.
 
-        def subscribe(
-            observer: abc.ObserverBase[RelayEntry], scheduler: abc.SchedulerBase | None = None
+        Subscribe on the relay's event loop; each subscription is one read task.
+        """
+
+        def attach(
+            observer: abc.ObserverBase[RelayEntry],
+            position: tuple[int, int] | None,
+            scheduler: abc.SchedulerBase | None,
         ) -> abc.DisposableBase:
             view = RedisView(self.client, self.keys(generation_id), generation_id, self.options, observer)
             task = asyncio.get_running_loop().create_task(self._view(view, position))
             return Disposable(lambda: _cancel(task))
 
-        return create(subscribe)
+        return viewer_observable(generation_id, after, attach)
 
     async def _view(self, view: RedisView, after: tuple[int, int] | None) -> None:
         try:
