@@ -2,6 +2,8 @@
 
 * ``emulator`` — a :class:`~rx_allm.testing.emulator.ProviderEmulator` listening on
   127.0.0.1 for the duration of one async test.
+* ``redis_server`` — a real ``redis-server`` (:class:`~rx_allm.testing.redis_server.RedisServer`)
+  on a free loopback port, persistence off, for one test.
 * ``fixture_bytes(name)`` — ``tests/fixtures/wire/<name>`` byte for byte (``.sse`` is
   added when missing).
 * ``record(observable)`` — subscribe on the running loop and wait (bounded) for the
@@ -14,18 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import pytest_asyncio
 from reactivex import Observable
 
 import rx_allm as allm
 from rx_allm.events import Event, RawChunk
 from rx_allm.testing.emulator import ProviderEmulator
+from rx_allm.testing.redis_server import RedisServer
 
 WIRE_FIXTURES = Path(__file__).parent / "fixtures" / "wire"
 OPENAI_KEY = "sk-test-openai-0123456789"
@@ -35,6 +39,13 @@ def fixture_bytes(name: str) -> bytes:
     """The raw bytes of a wire fixture (``"openai_text"`` or ``"openai_text.sse"``)."""
     path = WIRE_FIXTURES / (name if name.endswith(".sse") else f"{name}.sse")
     return path.read_bytes()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real ``redis-server`` on a free loopback port, persistence off (stopped after the test)."""
+    with RedisServer() as server:
+        yield server
 
 
 @pytest_asyncio.fixture
