@@ -91,7 +91,7 @@ async def read(entries: reactivex.Observable[Any], timed: bool) -> dict[str, Any
 async def redis_producer(url: str, generation_id: str, events: int, interval: float | None) -> dict[str, Any]:
     from rx_allm.relay import RedisRelay
 
-    relay = RedisRelay(url)
+    relay = RedisRelay(url, maxlen=events + 1)  # keep every entry: the memory figure counts them all
     source = paced(events, interval) if interval else burst(events)
     try:
         await until(lambda: relay.client.exists(f"bench:ready:{generation_id}"))  # the viewer is up
