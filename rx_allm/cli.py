@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--json", action="store_true", help="print events as JSON lines (for piping)")
     chat.set_defaults(handler=_chat)
     serve = commands.add_parser(
-        "serve", help="serve the demo web back end (a page streaming tokens over SSE)"
+        "serve", help="serve the chat app (AI SDK and AG-UI endpoints, a page with tool calls and Stop)"
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
@@ -83,8 +83,11 @@ def _parser() -> argparse.ArgumentParser:
 
 # -- choosing the provider -------------------------------------------------------------
 @contextlib.contextmanager
-def target_for(args: argparse.Namespace) -> Iterator[Target]:
-    """The engine for ``args``; starts (and stops) the emulator when no provider is configured."""
+def target_for(args: argparse.Namespace, responder: Callable[[Any], Any] | None = None) -> Iterator[Target]:
+    """The engine for ``args``; starts (and stops) the emulator when no provider is configured.
+
+    ``responder`` (a recorded request → a reply) replaces the emulator's default answer.
+    """
     provider = args.provider or next(
         (name for name, names in KEY_VARIABLES.items() if any(os.environ.get(n) for n in names)), None
     )
@@ -100,7 +103,8 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
     from rx_allm.testing.emulator import ProviderEmulator, Reply
 
     emulator = ProviderEmulator(
-        responder=lambda sent: Reply(text=emulator_reply(last_user_text(sent.json)), chunk_delay=0.03)
+        responder=responder
+        or (lambda sent: Reply(text=emulator_reply(last_user_text(sent.json)), chunk_delay=0.03))
     )
     with emulator.running():
         notice = (
@@ -330,12 +334,18 @@ class JsonView(View):
 
 # -- serve -----------------------------------------------------------------------------
 def _serve(args: argparse.Namespace) -> int:
-    from rx_allm.demo import serve
+    from rx_allm.ui.server import serve
 
-    with target_for(args) as target:
+    with target_for(args, responder=_emulated_chat) as target:
         if target.notice:
             print(target.notice, file=sys.stderr)
         return serve(target.engine, host=args.host, port=args.port)
+
+
+def _emulated_chat(sent: Any) -> Any:
+    from rx_allm.ui.emulated import emulated_reply
+
+    return emulated_reply(sent.json)
 
 
 if __name__ == "__main__":

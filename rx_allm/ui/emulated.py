@@ -26,7 +26,8 @@ def emulated_reply(body: Any, chunk_delay: float = 0.03) -> Reply:
         last = {}
     if last.get("role") == "tool":
         return Reply(text=_after_tool(str(last.get("content") or "")), chunk_delay=chunk_delay)
-    prompt = last.get("content") if isinstance(last.get("content"), str) else ""
+    content = last.get("content")
+    prompt = content if isinstance(content, str) else ""
     if "fail" in prompt.lower():
         return Reply(text="This reply will not finish.", chunk_delay=chunk_delay, error_after=3)
     if "weather" in prompt.lower():
