@@ -69,7 +69,11 @@ def make_chat_app(engine: Engine, *, tools: Sequence[Any] = (), **opts: Any) -> 
         rooms.stop_all()
 
     app.router.add_get("/", _page)
-    app.router.add_get("/api/info", lambda _request: _json(info))
+
+    async def describe_engine(request: web.Request) -> web.Response:
+        return web.json_response(info)
+
+    app.router.add_get("/api/info", describe_engine)
     app.router.add_post("/api/chat", send)
     app.router.add_get("/api/chat/{id}", history)
     app.router.add_get("/api/chat/{id}/stream", follow)
@@ -87,7 +91,3 @@ async def _watch(request: web.Request, room: Room, info: dict[str, Any]) -> web.
 async def _page(request: web.Request) -> web.Response:
     page = STATIC.joinpath("index.html").read_bytes()
     return web.Response(body=page, content_type="text/html", charset="utf-8")
-
-
-async def _json(data: dict[str, Any]) -> web.Response:
-    return web.json_response(data)

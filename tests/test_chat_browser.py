@@ -1,0 +1,174 @@
+"""The chat app of ``rx-allm serve`` in a real headless Chromium, driven by Playwright.
+
+The page is the committed build (``rx_allm/ui/static``) of ``web/src``: React with
+``useChat`` from ``@ai-sdk/react`` on its default transport. The provider emulator plays
+the model (the same scripted answers ``rx-allm serve`` uses without an API key) and
+records what the page's actions did upstream. The screenshots in ``docs/images`` are
+written by this test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+import rx_allm as allm
+from rx_allm.testing import ProviderEmulator, Reply
+from rx_allm.ui.emulated import emulated_reply
+from rx_allm.ui.server import start, url_of
+
+async_api = pytest.importorskip(
+    "playwright.async_api",
+    reason="the browser test needs Playwright's Python package (pip install playwright)",
+)
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"the browser test needs Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True
+    )
+
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+LONG = Reply(text=" ".join(f"token{i}" for i in range(300)), chunk_delay=0.05)  # ~15 s unless stopped
+WAIT_MS = 15_000
+
+
+def answer(sent: Any) -> Reply:
+    """The emulated model, plus a long story (for Stop and a second tab)."""
+    messages = sent.json.get("messages") or [{}]
+    if "story" in str(messages[-1].get("content", "")):
+        return LONG
+    return emulated_reply(sent.json, chunk_delay=0.02)
+
+
+@pytest_asyncio.fixture
+async def served() -> AsyncIterator[tuple[ProviderEmulator, str]]:
+    async with ProviderEmulator(responder=answer) as emulator:
+        engine = allm.Engine(
+            adapter="openai",
+            adapter_opts={"base_url": emulator.base_url("openai"), "api_key": "sk-chat-browser-0000"},
+            model="gpt-test",
+        )
+        runner = await start(engine)
+        try:
+            yield emulator, url_of(runner)
+        finally:
+            await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Any]:
+    async with async_api.async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=ARGS,
+            viewport={"width": 900, "height": 760},
+        )
+        context.set_default_timeout(WAIT_MS)
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+async def ask(page: Any, text: str) -> None:
+    await page.fill("textarea", text)
+    await page.click("#send")
+
+
+async def assistant_text(page: Any, index: int) -> str:
+    return str(await page.locator("article.assistant").nth(index).locator(".text").all_inner_texts())
+
+
+@pytest.mark.asyncio
+async def test_send_tokens_tool_call_and_a_second_turn(
+    served: tuple[ProviderEmulator, str], browser: Any
+) -> None:
+    emulator, url = served
+    page = await browser.new_page()
+    await page.goto(url)
+    assert await page.title() == "rx_allm · chat"
+    await page.wait_for_function(
+        "document.querySelector('[data-testid=model]').textContent.includes('gpt-test')"
+    )
+    assert await page.text_content("[data-testid=model]") == "openai · gpt-test"
+
+    await ask(page, "What's the weather in Paris?")
+    tool = page.locator(".tool[data-tool=get_weather]")
+    await tool.wait_for()
+    assert await tool.locator(".input").text_content() == '{"city":"Paris"}'
+    await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
+    first = await assistant_text(page, 0)
+    assert "Let me check the weather." in first
+    assert emulator.requests[0].json["messages"][-1] == {
+        "role": "user",
+        "content": "What's the weather in Paris?",
+    }
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(IMAGES / "chat-tool-call.png"), full_page=True)
+
+    await ask(page, "hello again")
+    await page.locator("article.assistant").nth(1).locator(".text").wait_for()
+    await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
+    assert "You asked: “hello again”" in await assistant_text(page, 1)
+    second = emulator.requests[-1].json["messages"]
+    assert [m["role"] for m in second][0] == "user" and second[-1]["content"] == "hello again"
+    assert any(m["role"] == "assistant" for m in second)  # the history went back upstream
+    assert emulator.disconnects == []
+
+
+@pytest.mark.asyncio
+async def test_stop_cancels_upstream_and_a_second_tab_follows(
+    served: tuple[ProviderEmulator, str], browser: Any
+) -> None:
+    emulator, url = served
+    page = await browser.new_page()
+    await page.goto(url)
+    await ask(page, "Tell me a long story")
+    await page.wait_for_function(
+        "(document.querySelector('article.assistant .text') || {}).textContent?.includes('token3')"
+    )
+    shared = str(await page.get_attribute("#share", "href"))
+    assert shared.startswith("#chat-")
+
+    follower = await browser.new_page()
+    await follower.goto(url + shared)
+    await follower.wait_for_function(
+        "(document.querySelector('article.user') || {}).textContent === 'Tell me a long story'"
+    )
+    await follower.wait_for_function(
+        "(document.querySelector('article.assistant .text') || {}).textContent?.includes('token12')"
+    )
+    assert emulator.posts() == 1  # the second tab follows the same generation
+    await follower.screenshot(path=str(IMAGES / "chat-second-tab.png"), full_page=True)
+    await follower.close()
+    assert emulator.disconnects == []
+
+    await page.click("#stop")
+    await emulator.wait_for_disconnects(1, timeout=WAIT_MS / 1000)
+    assert [d.request_index for d in emulator.disconnects] == [0]
+    assert await page.is_enabled("#send")
+    stopped_at = await assistant_text(page, 0)
+    await page.wait_for_timeout(300)  # a stopped stream shows nothing more (LONG sends every 50 ms)
+    assert await assistant_text(page, 0) == stopped_at
+
+    await ask(page, "hello")
+    await page.locator("article.assistant").nth(1).locator(".text").wait_for()
+    await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
+    assert "You asked: “hello”" in await assistant_text(page, 1)
+    assert emulator.posts() == 2
