@@ -15,35 +15,15 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from browser_support import WAIT_MS, chromium
 
 import rx_allm as allm
 from rx_allm.testing import ProviderEmulator, Reply
 from rx_allm.ui.emulated import emulated_reply
 from rx_allm.ui.server import start, url_of
 
-async_api = pytest.importorskip(
-    "playwright.async_api",
-    reason="the browser test needs Playwright's Python package (pip install playwright)",
-)
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"the browser test needs Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True
-    )
-
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 LONG = Reply(text=" ".join(f"token{i}" for i in range(300)), chunk_delay=0.05)  # ~15 s unless stopped
-WAIT_MS = 15_000
 
 
 def answer(sent: Any) -> Reply:
@@ -71,19 +51,8 @@ async def served() -> AsyncIterator[tuple[ProviderEmulator, str]]:
 
 @pytest_asyncio.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[Any]:
-    async with async_api.async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=ARGS,
-            viewport={"width": 900, "height": 760},
-        )
-        context.set_default_timeout(WAIT_MS)
-        try:
-            yield context
-        finally:
-            await context.close()
+    async with chromium(tmp_path / "profile", viewport={"width": 900, "height": 760}) as context:
+        yield context
 
 
 async def ask(page: Any, text: str) -> None:
@@ -127,7 +96,7 @@ async def test_send_tokens_tool_call_and_a_second_turn(
     await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
     assert "You asked: “hello again”" in await assistant_text(page, 1)
     second = emulator.requests[-1].json["messages"]
-    assert [m["role"] for m in second][0] == "user" and second[-1]["content"] == "hello again"
+    assert second[0]["role"] == "user" and second[-1]["content"] == "hello again"
     assert any(m["role"] == "assistant" for m in second)  # the history went back upstream
     assert emulator.disconnects == []
 

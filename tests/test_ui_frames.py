@@ -29,7 +29,12 @@ def events(marbles: str, values: dict[str, Any] | None = None, **opts: Any) -> A
 
 
 def label(chunk: dict[str, Any]) -> str:
-    detail = chunk.get("delta") or chunk.get("inputTextDelta") or chunk.get("toolName") or chunk.get("toolCallName")
+    detail = (
+        chunk.get("delta")
+        or chunk.get("inputTextDelta")
+        or chunk.get("toolName")
+        or chunk.get("toolCallName")
+    )
     return f"{chunk['type']}:{detail}" if detail else str(chunk["type"])
 
 
@@ -57,7 +62,9 @@ def test_ai_sdk_text_stream_in_virtual_time() -> None:
 
 
 def test_ai_sdk_tool_call_finish_reason_and_usage() -> None:
-    out = chunks(ai_sdk_frames(events("-a-t-u|", {"a": "Let me look.", "t": CALL, "u": USAGE}, finish="tool_calls")))
+    out = chunks(
+        ai_sdk_frames(events("-a-t-u|", {"a": "Let me look.", "t": CALL, "u": USAGE}, finish="tool_calls"))
+    )
     types = [c["type"] for c in out]
     assert types == [
         "start",
@@ -93,7 +100,10 @@ def test_ai_sdk_streams_tool_input_deltas() -> None:
         ]
     )
     out = chunks(ai_sdk_frames(allm.stream_generate(engine, allm.request([allm.user("x")]))))
-    assert [c["type"] for c in out if c["type"].startswith("tool")] == ["tool-input-start", "tool-input-available"]
+    assert [c["type"] for c in out if c["type"].startswith("tool")] == [
+        "tool-input-start",
+        "tool-input-available",
+    ]
 
 
 def test_ai_sdk_reasoning_deltas_and_text_ids() -> None:
@@ -137,7 +147,12 @@ def test_ai_sdk_error_is_one_error_chunk_then_a_clean_end() -> None:
 
 
 def test_error_text_never_holds_a_key() -> None:
-    engine = fake_engine([("text", "x"), ("error", {"reason": "authentication_failed", "message": "bad key sk-proj-abcdef1234567890"})])
+    engine = fake_engine(
+        [
+            ("text", "x"),
+            ("error", {"reason": "authentication_failed", "message": "bad key sk-proj-abcdef1234567890"}),
+        ]
+    )
     out = chunks(ai_sdk_frames(allm.stream_generate(engine, allm.request([allm.user("x")]))))
     assert "sk-proj" not in json.dumps(out)
     assert out[-1]["errorText"].startswith("authentication_failed: ")
@@ -147,7 +162,9 @@ def test_a_cancelled_stream_is_an_abort() -> None:
     engine = fake_engine([("text", "x"), ("stream_error", "cancelled", {})])
     out = chunks(ai_sdk_frames(allm.stream_generate(engine, allm.request([allm.user("x")]))))
     assert out[-1]["type"] == "abort"
-    agui = chunks(ag_ui_frames(allm.stream_generate(engine, allm.request([allm.user("x")])), thread_id="t", run_id="r"))
+    agui = chunks(
+        ag_ui_frames(allm.stream_generate(engine, allm.request([allm.user("x")])), thread_id="t", run_id="r")
+    )
     assert agui[-1]["outcome"] == {"type": "cancelled"}
 
 
@@ -157,7 +174,13 @@ def test_disposing_the_frames_disposes_the_fake() -> None:
     engine = fake_engine(script_from_marbles("-a-b-c-d-|"), cleanup=cleanup)
     source = ai_sdk_frames(allm.stream_generate(engine, allm.request([allm.user("x")])))
     records = record_events(source, scheduler, dispose_at=4.0)
-    assert [label(r.value) for r in records] == ["start", "start-step", "text-start", "text-delta:a", "text-delta:b"]
+    assert [label(r.value) for r in records] == [
+        "start",
+        "start-step",
+        "text-start",
+        "text-delta:a",
+        "text-delta:b",
+    ]
     assert cleanup.ends == [("disposed", 4.0)]
 
 
@@ -171,12 +194,18 @@ def test_ai_sdk_sse_bytes_end_with_done() -> None:
 
 def test_ai_sdk_start_carries_id_and_metadata() -> None:
     out = chunks(ai_sdk_frames(events("|"), message_id="m1", metadata={"provider": "fake", "model": None}))
-    assert out[0] == {"type": "start", "messageId": "m1", "messageMetadata": {"provider": "fake", "model": None}}
+    assert out[0] == {
+        "type": "start",
+        "messageId": "m1",
+        "messageMetadata": {"provider": "fake", "model": None},
+    }
     assert out[-1] == {"type": "finish", "finishReason": "stop"}  # no usage reported: none invented
 
 
 def test_ag_ui_text_and_tool_call_in_virtual_time() -> None:
-    source = ag_ui_frames(events("-a-t|", {"a": "Hi", "t": CALL}, finish="tool_calls"), thread_id="th", run_id="run")
+    source = ag_ui_frames(
+        events("-a-t|", {"a": "Hi", "t": CALL}, finish="tool_calls"), thread_id="th", run_id="run"
+    )
     assert frames_timeline(source) == [
         (0.0, "RUN_STARTED"),
         (0.0, "STEP_STARTED"),

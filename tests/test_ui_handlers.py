@@ -70,7 +70,9 @@ def sse_payloads(body: bytes) -> list[Any]:
 @pytest.mark.asyncio
 async def test_ai_sdk_exchange_streams_text_and_tool_calls(served: tuple[ProviderEmulator, str]) -> None:
     emulator, url = served
-    emulator.enqueue(Reply(text="Checking.", tool_calls=[ToolCallSpec("get_weather", {"city": "Oslo"}, id="call_9")]))
+    emulator.enqueue(
+        Reply(text="Checking.", tool_calls=[ToolCallSpec("get_weather", {"city": "Oslo"}, id="call_9")])
+    )
     async with aiohttp.ClientSession() as session, session.post(f"{url}/api/chat", json=UI_BODY) as response:
         assert response.status == 200
         assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
@@ -83,7 +85,12 @@ async def test_ai_sdk_exchange_streams_text_and_tool_calls(served: tuple[Provide
     assert text == "Checking."
     available = [c for c in chunks if c["type"] == "tool-input-available"]
     assert available == [
-        {"type": "tool-input-available", "toolCallId": "call_9", "toolName": "get_weather", "input": {"city": "Oslo"}}
+        {
+            "type": "tool-input-available",
+            "toolCallId": "call_9",
+            "toolName": "get_weather",
+            "input": {"city": "Oslo"},
+        }
     ]
     assert chunks[-1]["type"] == "finish" and chunks[-1]["finishReason"] == "tool-calls"
     assert emulator.posts() == 1
@@ -121,7 +128,10 @@ async def test_ag_ui_exchange(served: tuple[ProviderEmulator, str]) -> None:
                 {
                     "messages": [
                         {"role": "user", "parts": [{"type": "text", "text": "hi"}]},
-                        {"role": "assistant", "parts": [{"type": "tool-x", "state": "output-available", "output": 1}]},
+                        {
+                            "role": "assistant",
+                            "parts": [{"type": "tool-x", "state": "output-available", "output": 1}],
+                        },
                     ]
                 }
             ).encode(),
@@ -130,7 +140,9 @@ async def test_ag_ui_exchange(served: tuple[ProviderEmulator, str]) -> None:
         ("/api/agui", json.dumps({"runId": "r", "messages": []}).encode(), "body.threadId: missing"),
         (
             "/api/agui",
-            json.dumps({"threadId": "t", "runId": "r", "messages": [{"role": "wizard", "content": "x"}]}).encode(),
+            json.dumps(
+                {"threadId": "t", "runId": "r", "messages": [{"role": "wizard", "content": "x"}]}
+            ).encode(),
             "messages.0.role: unknown role 'wizard'",
         ),
     ],
