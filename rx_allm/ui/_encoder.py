@@ -24,7 +24,6 @@ from pydantic_core import to_jsonable_python
 
 from rx_allm.errors import RxAllmError, StreamError
 from rx_allm.models import Usage
-from rx_allm.redact import redact
 
 Chunk = dict[str, Any]
 _USAGE_FIELDS = (
@@ -37,16 +36,22 @@ _USAGE_FIELDS = (
 )
 
 
-def error_text(error: BaseException) -> str:
-    """One line for a browser: ``"<reason>: <message>"`` with keys redacted."""
+def typed(error: BaseException) -> RxAllmError:
+    """``error`` as a typed error (an untyped one becomes ``StreamError("unknown")``)."""
     if isinstance(error, RxAllmError):
-        return redact(f"{error.reason}: {error.message}").replace("\n", " ")
-    return redact(f"unknown: {type(error).__name__}: {error}").replace("\n", " ")
+        return error
+    return StreamError("unknown", f"stream failed: {type(error).__name__}: {error}")
+
+
+def error_text(error: BaseException) -> str:
+    """One line for a browser: ``"<reason>: <message>"`` (error messages are redacted when built)."""
+    known = typed(error)
+    return f"{known.reason}: {known.message}".replace("\n", " ")
 
 
 def error_reason(error: BaseException) -> str:
     """The typed reason of ``error`` (``"unknown"`` for an untyped one)."""
-    return error.reason if isinstance(error, RxAllmError) else "unknown"
+    return str(typed(error).reason)
 
 
 def jsonable(value: Any) -> Any:

@@ -29,7 +29,7 @@ from rx_allm.engine import Engine
 from rx_allm.errors import RxAllmError, ValidationError
 from rx_allm.iterate import iterate
 from rx_allm.models import Tool
-from rx_allm.redact import redact
+from rx_allm.ui._encoder import error_text
 from rx_allm.ui.ag_ui import AG_UI_HEADERS, ag_ui_sse
 from rx_allm.ui.ag_ui_input import run_agent_input
 from rx_allm.ui.ai_sdk import AI_SDK_HEADERS, ai_sdk_sse
@@ -83,7 +83,7 @@ def _client_tools(client: list[Tool], server: Sequence[Any]) -> list[Tool]:
 def refused(error: RxAllmError) -> web.Response:
     """The answer to a request refused before any I/O: one line, keys redacted."""
     status = 400 if isinstance(error, ValidationError) else 500
-    line = redact(f"{error.reason}: {error.message}").replace("\n", " ")
+    line = error_text(error)
     return web.Response(status=status, text=line, content_type="text/plain")
 
 
