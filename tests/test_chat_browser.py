@@ -79,9 +79,9 @@ async def test_send_tokens_tool_call_and_a_second_turn(
 
     await ask(page, "What's the weather in Paris?")
     tool = page.locator(".tool[data-tool=get_weather]")
-    await tool.wait_for()
-    assert await tool.locator(".input").text_content() == '{"city":"Paris"}'
+    await tool.wait_for()  # shown while its input is still being written
     await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
+    assert await tool.locator(".input").text_content() == '{"city":"Paris"}'
     first = await assistant_text(page, 0)
     assert "Let me check the weather." in first
     assert emulator.requests[0].json["messages"][-1] == {

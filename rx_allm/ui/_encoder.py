@@ -138,6 +138,9 @@ class FrameEncoder(ABC):
         return out + self.step_start(event)
 
     def _text_delta(self, event: Any) -> list[Chunk]:
+        block = self._text
+        if block is not None and (event.id is None or event.id == block):  # the common case, kept short
+            return self.text_delta(block, event.delta)
         return self._append_text(event.id, event.delta)
 
     def _append_text(self, block: str | None, delta: str) -> list[Chunk]:

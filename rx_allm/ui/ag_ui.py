@@ -25,7 +25,7 @@ from typing import Any
 from reactivex import Observable
 
 from rx_allm.ui._encoder import Chunk, FrameEncoder, error_reason, error_text, result_text
-from rx_allm.ui.framing import frames, sse
+from rx_allm.ui.framing import frames, sse_frames
 
 #: Response headers of an AG-UI event stream.
 AG_UI_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -153,4 +153,4 @@ def ag_ui_frames(events: Observable[Any], *, thread_id: str, run_id: str) -> Obs
 
 def ag_ui_sse(events: Observable[Any], *, thread_id: str, run_id: str) -> Observable[bytes]:
     """:func:`ag_ui_frames` as SSE bytes."""
-    return sse(ag_ui_frames(events, thread_id=thread_id, run_id=run_id))
+    return sse_frames(events, lambda: AgUiEncoder(thread_id, run_id))

@@ -19,7 +19,7 @@ from typing import Any
 from reactivex import Observable
 
 from rx_allm.ui._encoder import Chunk, FrameEncoder, error_text, jsonable
-from rx_allm.ui.framing import SSE_DONE, frames, sse
+from rx_allm.ui.framing import SSE_DONE, frames, sse_frames
 
 #: Response headers of a UI message stream.
 AI_SDK_HEADERS = {
@@ -132,4 +132,4 @@ def ai_sdk_sse(
     events: Observable[Any], *, message_id: str | None = None, metadata: dict[str, Any] | None = None
 ) -> Observable[bytes]:
     """:func:`ai_sdk_frames` as SSE bytes, ending with ``data: [DONE]``."""
-    return sse(ai_sdk_frames(events, message_id=message_id, metadata=metadata), SSE_DONE)
+    return sse_frames(events, lambda: AiSdkEncoder(message_id, metadata), SSE_DONE)
