@@ -276,19 +276,27 @@ def test_unknown_tool_and_invalid_arguments_are_fed_back() -> None:
     assert records[-2].value.result.halted_reason == "completed"
 
 
-@pytest.mark.asyncio
-async def test_tool_timeout_is_fed_back_and_the_async_tool_is_cancelled() -> None:
-    cancelled = asyncio.Event()
+def hanging_tool(started: asyncio.Event, cancelled: asyncio.Event) -> allm.FunctionTool:
+    """An async tool that waits until cancelled (and says when it started and was cancelled)."""
 
-    @allm.tool
+    @allm.tool(name="hang")
     async def hang() -> str:
         """Never returns."""
+        started.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             cancelled.set()
             raise
         return "never"
+
+    return hang
+
+
+@pytest.mark.asyncio
+async def test_tool_timeout_is_fed_back_and_the_async_tool_is_cancelled() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    hang = hanging_tool(started, cancelled)
 
     step = [call("hang"), ("finish", "tool_calls")]
     result = await allm.chat(engine(step, FINAL_STEP), "x", tools=[hang], tool_timeout=0.05)
@@ -389,21 +397,11 @@ def test_disposal_between_steps_sends_nothing_further() -> None:
 @pytest.mark.asyncio
 async def test_disposal_during_a_tool_cancels_it_and_sends_nothing() -> None:
     started, cancelled = asyncio.Event(), asyncio.Event()
-
-    @allm.tool
-    async def wait_forever() -> str:
-        """Waits."""
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        return "never"
+    wait_forever = hanging_tool(started, cancelled)
 
     requests: list[Any] = []
     chat = allm.stream_chat(
-        engine([call("wait_forever"), ("finish", "tool_calls")], FINAL_STEP, record=requests),
+        engine([call("hang"), ("finish", "tool_calls")], FINAL_STEP, record=requests),
         "x",
         tools=[wait_forever],
     )

@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pydantic
@@ -31,20 +32,24 @@ Cancel = Callable[[], None]
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rx_allm-tool")
 
 
+@dataclass(frozen=True, slots=True)
+class ToolRun:
+    """One call to run: ``tool(**kwargs)`` within ``timeout``; ``done`` gets how it finished."""
+
+    tool: FunctionTool
+    kwargs: dict[str, Any]
+    timeout: float | None
+    done: Callable[[Finished], None]
+
+
 class Runner(Protocol):
-    """Where the chat's continuations and its tools run."""
+    """Where the chat's continuations and its tools run (``start`` is called on that context)."""
 
     def defer(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` soon, on the chat's context (never synchronously)."""
 
-    def start(
-        self,
-        tool: FunctionTool,
-        kwargs: dict[str, Any],
-        timeout: float | None,
-        done: Callable[[Finished], None],
-    ) -> Cancel:
-        """Run ``tool(**kwargs)``; ``done`` gets how it finished, on the chat's context."""
+    def start(self, run: ToolRun) -> Cancel:
+        """Start ``run``; its ``done`` is called on the chat's context. Returns the cancel function."""
 
 
 class VirtualRunner:
@@ -59,22 +64,16 @@ class VirtualRunner:
 
         self.scheduler.schedule(action)
 
-    def start(
-        self,
-        tool: FunctionTool,
-        kwargs: dict[str, Any],
-        timeout: float | None,
-        done: Callable[[Finished], None],
-    ) -> Cancel:
-        disposable = self.scheduler.schedule(lambda _s, _t: done(_call_inline(tool, kwargs)))
+    def start(self, run: ToolRun) -> Cancel:
+        disposable = self.scheduler.schedule(lambda _s, _t: run.done(_call_inline(run)))
         return disposable.dispose
 
 
-def _call_inline(tool: FunctionTool, kwargs: dict[str, Any]) -> Finished:
+def _call_inline(run: ToolRun) -> Finished:
     try:
-        if tool.is_async:
-            return ("value", asyncio.run(tool.fn(**kwargs)))
-        return ("value", tool.fn(**kwargs))
+        if run.tool.is_async:
+            return ("value", asyncio.run(run.tool.fn(**run.kwargs)))
+        return ("value", run.tool.fn(**run.kwargs))
     except Exception as exc:
         return ("raised", exc)
 
@@ -89,88 +88,58 @@ class LoopRunner:
         if not self.loop.is_closed():
             self.loop.call_soon_threadsafe(fn)
 
-    def start(
-        self,
-        tool: FunctionTool,
-        kwargs: dict[str, Any],
-        timeout: float | None,
-        done: Callable[[Finished], None],
-    ) -> Cancel:
-        if tool.is_async:
-            return self._start_task(tool, kwargs, timeout, done)
-        return self._start_thread(tool, kwargs, timeout, done)
+    def start(self, run: ToolRun) -> Cancel:
+        return self._start_task(run) if run.tool.is_async else self._start_thread(run)
 
-    def _start_task(
-        self,
-        tool: FunctionTool,
-        kwargs: dict[str, Any],
-        timeout: float | None,
-        done: Callable[[Finished], None],
-    ) -> Cancel:
-        tasks: list[asyncio.Task[Any]] = []
-        cancelled = False
-
-        async def run() -> Any:
-            return await asyncio.wait_for(tool.fn(**kwargs), timeout)
+    def _start_task(self, run: ToolRun) -> Cancel:
+        async def call() -> Any:
+            return await asyncio.wait_for(run.tool.fn(**run.kwargs), run.timeout)
 
         def finished(task: asyncio.Task[Any]) -> None:
             if task.cancelled():
                 return
             error = task.exception()
             if isinstance(error, TimeoutError):
-                done(("timeout", timeout))
+                run.done(("timeout", run.timeout))
             elif error is not None:
-                done(("raised", error))
+                run.done(("raised", error))
             else:
-                done(("value", task.result()))
+                run.done(("value", task.result()))
 
-        def begin() -> None:
-            if not cancelled:
-                task = self.loop.create_task(run())
-                task.add_done_callback(finished)
-                tasks.append(task)
+        task = self.loop.create_task(call())
+        task.add_done_callback(finished)
+        return lambda: self.defer(task.cancel)
 
-        def cancel() -> None:
-            nonlocal cancelled
-            cancelled = True
-            for task in tasks:
-                self.defer(task.cancel)
-
-        self.defer(begin)
-        return cancel
-
-    def _start_thread(
-        self,
-        tool: FunctionTool,
-        kwargs: dict[str, Any],
-        timeout: float | None,
-        done: Callable[[Finished], None],
-    ) -> Cancel:
+    def _start_thread(self, run: ToolRun) -> Cancel:
         settled = False
+        timer: asyncio.TimerHandle | None = None
 
         def settle(finished: Finished) -> None:
             nonlocal settled
             if not settled:
                 settled = True
-                done(finished)
+                if timer is not None:
+                    timer.cancel()
+                run.done(finished)
 
         def completed(future: concurrent.futures.Future[Any]) -> None:
+            if future.cancelled():
+                return
             error = future.exception()
             outcome: Finished = ("raised", error) if error is not None else ("value", future.result())
             self.defer(lambda: settle(outcome))
 
-        def arm_timer() -> None:
-            if timeout is not None and not settled:
-                self.loop.call_later(timeout, settle, ("timeout", timeout))
-
-        future = _POOL.submit(tool.fn, **kwargs)
+        if run.timeout is not None:
+            timer = self.loop.call_later(run.timeout, settle, ("timeout", run.timeout))
+        future = _POOL.submit(run.tool.fn, **run.kwargs)
         future.add_done_callback(completed)
-        self.defer(arm_timer)
 
         def cancel() -> None:
             nonlocal settled
-            settled = True  # a thread cannot be stopped: its result is discarded
+            settled = True  # a running thread cannot be stopped: its result is discarded
             future.cancel()
+            if timer is not None:
+                self.defer(timer.cancel)
 
         return cancel
 
@@ -245,6 +214,7 @@ __all__ = [
     "Finished",
     "LoopRunner",
     "Runner",
+    "ToolRun",
     "VirtualRunner",
     "check_call",
     "encode",

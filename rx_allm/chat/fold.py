@@ -8,7 +8,7 @@ partial response kept. A fold stopped before ``chat_completed`` reports ``cancel
 from __future__ import annotations
 
 import asyncio
-import threading
+import concurrent.futures
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +20,7 @@ from rx_allm.conversation import ChatResult, StepResult, Thread, sum_usage
 from rx_allm.engine import Engine
 from rx_allm.errors import RxAllmError, StreamError
 from rx_allm.events import ChatCompleted, Event, MessageStarted, StepCompleted
-from rx_allm.loop import running_loop
+from rx_allm.loop import background_loop, running_loop
 from rx_allm.models import Message
 
 
@@ -107,27 +107,19 @@ async def chat(
 def chat_sync(
     engine: Engine, messages: Thread | Sequence[Message] | Message | str, **options: Any
 ) -> ChatResult:
-    """:func:`chat` for synchronous code (async tools and HTTP run on the library's background loop)."""
+    """:func:`chat` for synchronous code: the chat runs on the library's background loop."""
     if running_loop() is not None:
         raise RuntimeError("chat_sync() would block the running event loop; use `await chat(...)`")
-    thread = Thread.of(messages)
-    folder = ChatCollector(thread)
-    finished = threading.Event()
-
-    def fail(error: Exception) -> None:
-        folder.fail(error)
-        finished.set()
-
-    subscription = stream_chat(engine, thread, **options).subscribe(
-        on_next=folder.apply, on_error=fail, on_completed=finished.set
-    )
+    future = asyncio.run_coroutine_threadsafe(chat(engine, messages, **options), background_loop())
     try:
-        while not finished.wait(0.1):
-            pass
+        while True:
+            try:
+                return future.result(timeout=0.1)  # short waits keep Ctrl-C responsive
+            except concurrent.futures.TimeoutError:
+                continue
     except BaseException:
-        subscription.dispose()
+        future.cancel()  # cancels the awaiting task, which disposes the chat
         raise
-    return folder.to_result()
 
 
 async def fold_chat(events: Observable[Event], folder: ChatCollector) -> ChatResult:

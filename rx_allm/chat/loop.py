@@ -20,7 +20,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler import VirtualTimeScheduler
 
-from rx_allm.chat.execute import Finished, LoopRunner, Runner, VirtualRunner, check_call, outcome_of
+from rx_allm.chat.execute import Finished, LoopRunner, Runner, ToolRun, VirtualRunner, check_call, outcome_of
 from rx_allm.chat.options import ChatOptions, callback_error, chat_options
 from rx_allm.chat.tools import Toolbox, ToolLike
 from rx_allm.collector import StreamCollector
@@ -198,8 +198,7 @@ class ChatRun:
                 continue
             tool, kwargs = checked
             timeout = tool.timeout if tool.timeout is not None else self.plan.options.tool_timeout
-            done = self._finisher(index)
-            self.cancels.append(self.runner.start(tool, kwargs, timeout, done))
+            self.cancels.append(self.runner.start(ToolRun(tool, kwargs, timeout, self._finisher(index))))
         if not self.waiting:
             self.runner.defer(self._complete_step)
 
