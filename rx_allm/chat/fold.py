@@ -14,13 +14,13 @@ from typing import Any
 
 from reactivex import Observable
 
+from rx_allm._loop import background_loop, running_loop
 from rx_allm.chat.loop import stream_chat
 from rx_allm.collector import StreamCollector
 from rx_allm.conversation import ChatResult, StepResult, Thread, sum_usage
 from rx_allm.engine import Engine
 from rx_allm.errors import RxAllmError, StreamError
 from rx_allm.events import ChatCompleted, Event, MessageStarted, StepCompleted
-from rx_allm.loop import background_loop, running_loop
 from rx_allm.models import Message
 
 

@@ -20,6 +20,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler import VirtualTimeScheduler
 
+from rx_allm._loop import loop_for_subscription
 from rx_allm.chat.execute import Finished, LoopRunner, Runner, ToolRun, VirtualRunner, check_call, outcome_of
 from rx_allm.chat.options import ChatOptions, callback_error, chat_options
 from rx_allm.chat.tools import Toolbox, ToolLike
@@ -37,7 +38,6 @@ from rx_allm.events import (
     ToolHalt,
     ToolResultEncoded,
 )
-from rx_allm.loop import loop_for_subscription
 from rx_allm.models import Message, Request, Response, tool_result
 from rx_allm.runner import OnEvent, event_filter, stream_generate
 
