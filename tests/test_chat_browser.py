@@ -16,33 +16,25 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from browser_support import WAIT_MS, chromium
+from ui_support import answer
 
 import rx_allm as allm
-from rx_allm.testing import ProviderEmulator, Reply
-from rx_allm.ui.emulated import emulated_reply
+from rx_allm.chat.demo_tools import DEMO_TOOLS
+from rx_allm.testing import ProviderEmulator
 from rx_allm.ui.server import start, url_of
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
-LONG = Reply(text=" ".join(f"token{i}" for i in range(300)), chunk_delay=0.05)  # ~15 s unless stopped
-
-
-def answer(sent: Any) -> Reply:
-    """The emulated model, plus a long story (for Stop and a second tab)."""
-    messages = sent.json.get("messages") or [{}]
-    if "story" in str(messages[-1].get("content", "")):
-        return LONG
-    return emulated_reply(sent.json, chunk_delay=0.02)
 
 
 @pytest_asyncio.fixture
 async def served() -> AsyncIterator[tuple[ProviderEmulator, str]]:
-    async with ProviderEmulator(responder=answer) as emulator:
+    async with ProviderEmulator(responder=lambda sent: answer(sent, chunk_delay=0.02)) as emulator:
         engine = allm.Engine(
             adapter="openai",
             adapter_opts={"base_url": emulator.base_url("openai"), "api_key": "sk-chat-browser-0000"},
             model="gpt-test",
         )
-        runner = await start(engine)
+        runner = await start(engine, tools=DEMO_TOOLS)
         try:
             yield emulator, url_of(runner)
         finally:
@@ -77,17 +69,16 @@ async def test_send_tokens_tool_call_and_a_second_turn(
     )
     assert await page.text_content("[data-testid=model]") == "openai · gpt-test"
 
-    await ask(page, "What's the weather in Paris?")
-    tool = page.locator(".tool[data-tool=get_weather]")
+    await ask(page, "What is 6 * 7?")
+    tool = page.locator(".tool[data-tool=calculator]")
     await tool.wait_for()  # shown while its input is still being written
     await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
-    assert await tool.locator(".input").text_content() == '{"city":"Paris"}'
-    first = await assistant_text(page, 0)
-    assert "Let me check the weather." in first
-    assert emulator.requests[0].json["messages"][-1] == {
-        "role": "user",
-        "content": "What's the weather in Paris?",
-    }
+    assert await tool.locator(".input").text_content() == '{"expression":"6 * 7"}'
+    assert await tool.get_attribute("data-state") == "output-available"
+    assert await tool.locator(".output").text_content() == "42"
+    assert "The tool answered 42." in await assistant_text(page, 0)
+    assert emulator.requests[0].json["messages"][-1] == {"role": "user", "content": "What is 6 * 7?"}
+    assert emulator.requests[1].json["messages"][-1]["role"] == "tool"
     IMAGES.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(IMAGES / "chat-tool-call.png"), full_page=True)
 
@@ -96,6 +87,7 @@ async def test_send_tokens_tool_call_and_a_second_turn(
     await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
     assert "You asked: “hello again”" in await assistant_text(page, 1)
     second = emulator.requests[-1].json["messages"]
+    assert [m["role"] for m in second] == ["user", "assistant", "tool", "assistant", "user"]
     assert second[0]["role"] == "user" and second[-1]["content"] == "hello again"
     assert any(m["role"] == "assistant" for m in second)  # the history went back upstream
     assert emulator.disconnects == []
@@ -140,4 +132,4 @@ async def test_stop_cancels_upstream_and_a_second_tab_follows(
     await page.locator("article.assistant").nth(1).locator(".text").wait_for()
     await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
     assert "You asked: “hello”" in await assistant_text(page, 1)
-    assert emulator.posts() == 2
+    assert emulator.posts() == 2  # one POST per reply: Stop never re-sent the first

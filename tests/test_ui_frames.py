@@ -259,3 +259,109 @@ def _from_events(*items: Any) -> Any:
     import reactivex
 
     return reactivex.from_iterable(items)
+
+
+@allm.tool
+def add(a: int, b: int = 2) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def two_step_chat() -> Any:
+    call = ("tool_call", {"id": "c1", "name": "add", "arguments": {"a": 1}})
+    step1 = script_from_marbles("-a-|", {"a": call}, finish="tool_calls")
+    step2 = script_from_marbles("--x-|", {"x": "three"})
+    engine = allm.Engine(adapter="fake", adapter_opts={"scripts": [step1, step2]})
+    return allm.stream_chat(engine, "add 1 and 2", tools=[add])
+
+
+def test_ai_sdk_chat_steps_tool_output_in_virtual_time() -> None:
+    records = record_events(ai_sdk_frames(two_step_chat()), TestScheduler())
+    assert [(r.time, label(r.value)) for r in records if r.kind == "N"] == [
+        (0.0, "start"),
+        (0.0, "start-step"),
+        (1.0, "tool-input-start:add"),
+        (1.0, "tool-input-available:add"),
+        (3.0, "tool-output-available"),
+        (3.0, "finish-step"),
+        (3.0, "start-step"),
+        (5.0, "text-start"),
+        (5.0, "text-delta:three"),
+        (7.0, "text-end"),
+        (7.0, "finish-step"),
+        (7.0, "finish"),
+    ]
+    assert records[4].value == {"type": "tool-output-available", "toolCallId": "c1", "output": 3}
+    assert records[-2].value == {"type": "finish", "finishReason": "stop"}
+    assert records[-1].kind == "C"
+
+
+def test_ag_ui_chat_tool_result_in_virtual_time() -> None:
+    records = record_events(ag_ui_frames(two_step_chat(), thread_id="t", run_id="r"), TestScheduler())
+    assert [(r.time, label(r.value)) for r in records if r.kind == "N"] == [
+        (0.0, "RUN_STARTED"),
+        (0.0, "STEP_STARTED"),
+        (1.0, "TOOL_CALL_START:add"),
+        (1.0, 'TOOL_CALL_ARGS:{"a": 1}'),
+        (1.0, "TOOL_CALL_END"),
+        (3.0, "TOOL_CALL_RESULT"),
+        (3.0, "STEP_FINISHED"),
+        (3.0, "STEP_STARTED"),
+        (5.0, "TEXT_MESSAGE_START"),
+        (5.0, "TEXT_MESSAGE_CONTENT:three"),
+        (7.0, "TEXT_MESSAGE_END"),
+        (7.0, "STEP_FINISHED"),
+        (7.0, "RUN_FINISHED"),
+    ]
+    result = records[5].value
+    assert result == {
+        "type": "TOOL_CALL_RESULT",
+        "messageId": "r-result-c1",
+        "toolCallId": "c1",
+        "content": "3",
+        "role": "tool",
+    }
+
+
+def test_messages_from_ai_sdk_splits_steps_and_answers_calls() -> None:
+    from rx_allm.ui import messages_from_ai_sdk
+
+    body = {
+        "messages": [
+            {"id": "s", "role": "system", "parts": [{"type": "text", "text": "be brief"}]},
+            {"id": "u", "role": "user", "parts": [{"type": "text", "text": "add 1 and 2"}]},
+            {
+                "id": "a",
+                "role": "assistant",
+                "parts": [
+                    {"type": "step-start"},
+                    {"type": "reasoning", "text": "hmm"},
+                    {"type": "text", "text": "Adding."},
+                    {
+                        "type": "tool-add",
+                        "toolCallId": "c1",
+                        "state": "output-available",
+                        "input": {"a": 1},
+                        "output": 3,
+                    },
+                    {"type": "tool-add", "toolCallId": "c2", "state": "input-available", "input": {"a": 5}},
+                    {"type": "step-start"},
+                    {"type": "text", "text": "It is 3."},
+                ],
+            },
+        ]
+    }
+    thread = messages_from_ai_sdk(json.dumps(body))
+    assert [(m.role, m.text) for m in thread.messages] == [
+        ("system", "be brief"),
+        ("user", "add 1 and 2"),
+        ("assistant", "Adding."),
+        ("tool", "3"),
+        ("assistant", "It is 3."),
+    ]
+    assert thread.messages[2].tool_calls[0].model_dump(include={"id", "name", "arguments"}) == {
+        "id": "c1",
+        "name": "add",
+        "arguments": {"a": 1},
+    }
+    assert thread.messages[3].tool_call_id == "c1"

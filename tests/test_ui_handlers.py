@@ -12,12 +12,21 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from ui_support import serving
 
 import rx_allm as allm
 from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 from rx_allm.ui import ag_ui_handler, ai_sdk_handler
 
 KEY = "sk-ui-handler-test-0123456789"
+
+
+@allm.tool
+def get_weather(city: str) -> dict[str, str]:
+    """The weather in a city."""
+    return {"city": city, "conditions": "sunny"}
+
+
 SLOW = Reply(text=" ".join(f"w{i}" for i in range(200)), chunk_delay=0.05)
 WAIT = 10.0
 UI_BODY = {
@@ -45,17 +54,10 @@ async def served() -> AsyncIterator[tuple[ProviderEmulator, str]]:
             model="gpt-test",
         )
         app = web.Application()
-        app.router.add_post("/api/chat", ai_sdk_handler(engine))
-        app.router.add_post("/api/agui", ag_ui_handler(engine))
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        try:
-            yield emulator, f"http://{host}:{port}"
-        finally:
-            await runner.cleanup()
+        app.router.add_post("/api/chat", ai_sdk_handler(engine, tools=[get_weather]))
+        app.router.add_post("/api/agui", ag_ui_handler(engine, tools=[get_weather]))
+        async with serving(app) as url:
+            yield emulator, url
 
 
 def sse_payloads(body: bytes) -> list[Any]:
@@ -82,7 +84,7 @@ async def test_ai_sdk_exchange_streams_text_and_tool_calls(served: tuple[Provide
     chunks = payloads[:-1]
     assert chunks[0] == {"type": "start", "messageMetadata": {"provider": "openai", "model": "gpt-test"}}
     text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
-    assert text == "Checking."
+    assert text.startswith("Checking.Hello from the emulator")  # step 1, then step 2 after the tool ran
     available = [c for c in chunks if c["type"] == "tool-input-available"]
     assert available == [
         {
@@ -92,9 +94,20 @@ async def test_ai_sdk_exchange_streams_text_and_tool_calls(served: tuple[Provide
             "input": {"city": "Oslo"},
         }
     ]
-    assert chunks[-1]["type"] == "finish" and chunks[-1]["finishReason"] == "tool-calls"
-    assert emulator.posts() == 1
+    outputs = [c for c in chunks if c["type"] == "tool-output-available"]
+    assert outputs == [
+        {
+            "type": "tool-output-available",
+            "toolCallId": "call_9",
+            "output": {"city": "Oslo", "conditions": "sunny"},
+        }
+    ]
+    assert [c["type"] for c in chunks].count("start-step") == 2
+    assert [c["type"] for c in chunks].count("finish-step") == 2
+    assert chunks[-1]["type"] == "finish" and chunks[-1]["finishReason"] == "stop"
+    assert emulator.posts() == 2
     assert emulator.requests[0].json["messages"] == [{"role": "user", "content": "Hello"}]
+    assert emulator.requests[1].json["messages"][-1]["role"] == "tool"
 
 
 @pytest.mark.asyncio

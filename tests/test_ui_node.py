@@ -1,8 +1,8 @@
 """Our endpoints' real bytes through the real client packages, in Node.
 
-The test starts the provider emulator (answering like ``rx-allm serve``'s emulated model)
-and an aiohttp server with :func:`~rx_allm.ui.ai_sdk_handler` and
-:func:`~rx_allm.ui.ag_ui_handler`, then runs ``node --test web/test/``: the ``ai``
+The test starts the provider emulator (answering like ``rx-allm serve``'s emulated model,
+which calls the demo calculator for arithmetic) and an aiohttp server with
+:func:`~rx_allm.ui.ai_sdk_handler` and :func:`~rx_allm.ui.ag_ui_handler`, then runs ``node --test web/test/``: the ``ai``
 package's default chat transport (which validates every chunk against its schema) and
 ``readUIMessageStream``, and ``@ag-ui/client``'s ``HttpAgent``, assemble the messages
 and the Node tests assert them. The Node packages come from ``web/package-lock.json``
@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from ui_support import answer, serving
 
 import rx_allm as allm
+from rx_allm.chat.demo_tools import DEMO_TOOLS
 from rx_allm.testing.emulator import ProviderEmulator
 from rx_allm.ui import ag_ui_handler, ai_sdk_handler
-from rx_allm.ui.emulated import emulated_reply
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 NODE = shutil.which("node")
@@ -34,31 +35,23 @@ if NODE is None or not (WEB / "node_modules" / "ai").is_dir():
 
 @pytest_asyncio.fixture
 async def server() -> AsyncIterator[str]:
-    async with ProviderEmulator(
-        responder=lambda sent: emulated_reply(sent.json, chunk_delay=0.0)
-    ) as emulator:
+    async with ProviderEmulator(responder=answer) as emulator:
         engine = allm.Engine(
             adapter="openai",
             adapter_opts={"base_url": emulator.base_url("openai"), "api_key": "sk-node-test-0123456789"},
             model="gpt-test",
         )
         app = web.Application()
-        app.router.add_post("/api/chat", ai_sdk_handler(engine))
-        app.router.add_post("/api/agui", ag_ui_handler(engine))
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            await runner.cleanup()
+        app.router.add_post("/api/chat", ai_sdk_handler(engine, tools=DEMO_TOOLS))
+        app.router.add_post("/api/agui", ag_ui_handler(engine, tools=DEMO_TOOLS))
+        async with serving(app) as url:
+            yield url
 
 
 @pytest.mark.asyncio
 async def test_node_clients_assemble_our_streams(server: str) -> None:
     assert NODE is not None
-    env = {**os.environ, "RX_ALLM_URL": server, "RX_ALLM_CHAT": "0"}
+    env = {**os.environ, "RX_ALLM_URL": server}
     process = await asyncio.create_subprocess_exec(
         NODE,
         "--test",
@@ -74,4 +67,4 @@ async def test_node_clients_assemble_our_streams(server: str) -> None:
     report = output.decode()
     assert process.returncode == 0, report
     assert "# fail 0" in report, report
-    assert "# pass 10" in report, report
+    assert "# pass 12" in report, report

@@ -8,9 +8,9 @@
 """
 
 from rx_allm.ui.ag_ui import AG_UI_HEADERS, ag_ui_frames, ag_ui_sse
-from rx_allm.ui.ag_ui_input import RunAgentInput, run_agent_input
+from rx_allm.ui.ag_ui_input import RunAgentInput, messages_from_ag_ui
 from rx_allm.ui.ai_sdk import AI_SDK_HEADERS, ai_sdk_frames, ai_sdk_sse
-from rx_allm.ui.ai_sdk_messages import ui_messages
+from rx_allm.ui.ai_sdk_messages import messages_from_ai_sdk
 from rx_allm.ui.framing import SSE_DONE, sse_data
 from rx_allm.ui.handlers import ag_ui_handler, ai_sdk_handler
 
@@ -25,7 +25,7 @@ __all__ = [
     "ai_sdk_frames",
     "ai_sdk_handler",
     "ai_sdk_sse",
-    "run_agent_input",
+    "messages_from_ag_ui",
     "sse_data",
-    "ui_messages",
+    "messages_from_ai_sdk",
 ]

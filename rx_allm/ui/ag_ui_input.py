@@ -1,4 +1,4 @@
-"""The AG-UI request (``RunAgentInput``) to messages and the client's tools.
+"""The AG-UI request (``RunAgentInput``) to a thread and the client's tools.
 
 ``RunAgentInput`` is ``{threadId, runId, messages, tools, context, state, forwardedProps}``.
 Messages: ``system`` and ``developer`` → system; ``user`` (text, or content parts whose
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
+from rx_allm.chat import Thread
 from rx_allm.models import Message, Tool, ToolCall, assistant, system, tool, tool_result, user
 from rx_allm.ui.request_body import field, items, json_object, refuse
 
@@ -30,12 +31,12 @@ class RunAgentInput:
 
     thread_id: str
     run_id: str
-    messages: list[Message]
+    thread: Thread
     tools: list[Tool] = dataclass_field(default_factory=list)
 
 
-def run_agent_input(body: dict[str, Any] | str | bytes) -> RunAgentInput:
-    """Parse and check a ``RunAgentInput`` body."""
+def messages_from_ag_ui(body: dict[str, Any] | str | bytes) -> RunAgentInput:
+    """Parse and check a ``RunAgentInput`` body: its ids, its thread, the client's tools."""
     data = json_object(body)
     thread_id = field(data, "threadId", str, "body")
     run_id = field(data, "runId", str, "body")
@@ -55,7 +56,7 @@ def run_agent_input(body: dict[str, Any] | str | bytes) -> RunAgentInput:
         if data.get("tools")
         else []
     )
-    return RunAgentInput(thread_id, run_id, messages, tools)
+    return RunAgentInput(thread_id, run_id, Thread(messages=messages), tools)
 
 
 def _message(message: dict[str, Any], path: str) -> list[Message]:

@@ -1,4 +1,4 @@
-"""The request of ``useChat``'s default transport (``{id, messages: UIMessage[], ...}``) to messages.
+"""The request of ``useChat``'s default transport (``{id, messages: UIMessage[], ...}``) to a thread.
 
 Per UIMessage (``{id, role, parts}``):
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rx_allm.chat import Thread
 from rx_allm.models import Message, ToolCall, assistant, system, tool_result, user
 from rx_allm.ui._encoder import result_text
 from rx_allm.ui.request_body import field, items, json_object, refuse
@@ -26,8 +27,8 @@ from rx_allm.ui.request_body import field, items, json_object, refuse
 _ANSWERED = ("output-available", "output-error")
 
 
-def ui_messages(body: dict[str, Any] | str | bytes) -> list[Message]:
-    """The messages of an AI SDK chat request body, in order."""
+def messages_from_ai_sdk(body: dict[str, Any] | str | bytes) -> Thread:
+    """The thread of an AI SDK chat request body (``{messages: UIMessage[], ...}``)."""
     data = json_object(body)
     messages = items(data, "messages", "body")
     if not messages:
@@ -35,7 +36,7 @@ def ui_messages(body: dict[str, Any] | str | bytes) -> list[Message]:
     out: list[Message] = []
     for index, message in enumerate(messages):
         out += _from_ui_message(message, f"messages.{index}")
-    return out
+    return Thread(messages=out)
 
 
 def _from_ui_message(message: dict[str, Any], path: str) -> list[Message]:

@@ -28,7 +28,7 @@ from aiohttp import web
 from rx_allm.engine import Engine
 from rx_allm.errors import RxAllmError
 from rx_allm.ui.ai_sdk import AI_SDK_HEADERS, ai_sdk_sse
-from rx_allm.ui.ai_sdk_messages import ui_messages
+from rx_allm.ui.ai_sdk_messages import messages_from_ai_sdk
 from rx_allm.ui.handlers import ag_ui_handler, refused, stream_sse
 from rx_allm.ui.rooms import Room, Rooms
 from rx_allm.ui.run import chat_events, describe
@@ -46,7 +46,7 @@ def make_chat_app(engine: Engine, *, tools: Sequence[Any] = (), **opts: Any) -> 
     async def send(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         try:
-            messages = ui_messages(body)
+            messages = messages_from_ai_sdk(body)
             events = chat_events(engine, messages, tools, opts)
         except RxAllmError as error:
             return refused(error)

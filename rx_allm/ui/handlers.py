@@ -31,9 +31,9 @@ from rx_allm.iterate import iterate
 from rx_allm.models import Tool
 from rx_allm.ui._encoder import error_text
 from rx_allm.ui.ag_ui import AG_UI_HEADERS, ag_ui_sse
-from rx_allm.ui.ag_ui_input import run_agent_input
+from rx_allm.ui.ag_ui_input import messages_from_ag_ui
 from rx_allm.ui.ai_sdk import AI_SDK_HEADERS, ai_sdk_sse
-from rx_allm.ui.ai_sdk_messages import ui_messages
+from rx_allm.ui.ai_sdk_messages import messages_from_ai_sdk
 from rx_allm.ui.run import chat_events, describe
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -45,7 +45,7 @@ def ai_sdk_handler(engine: Engine, *, tools: Sequence[Any] = (), **opts: Any) ->
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         try:
-            events = chat_events(engine, ui_messages(body), tools, opts)
+            events = chat_events(engine, messages_from_ai_sdk(body), tools, opts)
         except RxAllmError as error:
             return refused(error)
         frames = ai_sdk_sse(events, metadata=describe(engine, opts))
@@ -64,9 +64,9 @@ def ag_ui_handler(engine: Engine, *, tools: Sequence[Any] = (), **opts: Any) -> 
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         try:
-            run = run_agent_input(body)
+            run = messages_from_ag_ui(body)
             offered: list[Any] = [*tools, *_client_tools(run.tools, tools)]
-            events = chat_events(engine, run.messages, offered, opts)
+            events = chat_events(engine, run.thread, offered, opts)
         except RxAllmError as error:
             return refused(error)
         frames = ag_ui_sse(events, thread_id=run.thread_id, run_id=run.run_id)

@@ -1,4 +1,4 @@
-"""The conversation a browser request starts: the events to frame, and what to show about it."""
+"""The conversation a browser request starts: the chat events to frame, and what to show about it."""
 
 from __future__ import annotations
 
@@ -7,21 +7,18 @@ from typing import Any
 
 from reactivex import Observable
 
+from rx_allm.chat import Thread, stream_chat
 from rx_allm.engine import Engine
-from rx_allm.models import Message, request
-from rx_allm.runner import stream_generate
 
 
 def chat_events(
-    engine: Engine, messages: list[Message], tools: Sequence[Any], opts: dict[str, Any]
+    engine: Engine, thread: Thread, tools: Sequence[Any], opts: dict[str, Any]
 ) -> Observable[Any]:
-    """The events of the reply to ``messages`` (pre-flight errors raise here, before any I/O).
+    """The chat events of the reply to ``thread`` (pre-flight errors raise here, before any I/O).
 
     Raw chunks pass unless the caller says otherwise: reasoning arrives as one.
     """
-    return stream_generate(
-        engine, request(messages, tools=list(tools)), **{"include_raw_chunks": True, **opts}
-    )
+    return stream_chat(engine, thread, tools=tools, **{"include_raw_chunks": True, **opts})
 
 
 def describe(engine: Engine, opts: dict[str, Any]) -> dict[str, Any]:

@@ -71,7 +71,7 @@ function Chat({ id, history, follow }) {
       <form onSubmit={submit}>
         <textarea
           value={input}
-          placeholder="Ask about the weather in Paris…"
+          placeholder="Ask something (try: what is 6 * 7?)"
           onChange={(e) => setInput(e.target.value)}
           onKeyDown={(e) => {
             if (e.key === "Enter" && !e.shiftKey) submit(e);

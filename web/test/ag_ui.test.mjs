@@ -25,23 +25,28 @@ test("text arrives as an assistant message", async () => {
   assert.match(replies.map((m) => m.content).join(""), /^You asked: “hello”/);
 });
 
-test("a tool call arrives with its arguments and result", async () => {
-  const a = agent("weather in Paris?");
+test("a tool call arrives with its arguments and result, then the answer", async () => {
+  const a = agent("What is 6 * 7?");
   await a.runAgent({ runId: "run-2" });
   const calls = a.messages.flatMap((m) => (m.role === "assistant" ? m.toolCalls ?? [] : []));
   assert.equal(calls.length, 1);
-  assert.equal(calls[0].id, "call_weather");
-  assert.equal(calls[0].function.name, "get_weather");
-  assert.deepEqual(JSON.parse(calls[0].function.arguments), { city: "Paris" });
-  if (process.env.RX_ALLM_CHAT === "1") {
-    const results = a.messages.filter((m) => m.role === "tool");
-    assert.equal(results.length, 1);
-    assert.equal(results[0].toolCallId, "call_weather");
-    assert.match(results[0].content, /Paris/);
-    const last = a.messages.at(-1);
-    assert.equal(last.role, "assistant");
-    assert.match(last.content, /^Here is what the tool found: .*Paris/);
-  }
+  assert.equal(calls[0].function.name, "calculator");
+  assert.deepEqual(JSON.parse(calls[0].function.arguments), { expression: "6 * 7" });
+  const results = a.messages.filter((m) => m.role === "tool");
+  assert.equal(results.length, 1);
+  assert.equal(results[0].toolCallId, calls[0].id);
+  assert.equal(results[0].content, "42");
+  const last = a.messages.at(-1);
+  assert.equal(last.role, "assistant");
+  assert.match(last.content, /^The tool answered 42\./);
+});
+
+test("a thread with a tool call continues on the next run", async () => {
+  const a = agent("What is 6 * 7?");
+  await a.runAgent({ runId: "run-6" });
+  a.addMessage({ id: "u2", role: "user", content: "thanks" });
+  await a.runAgent({ runId: "run-7" });
+  assert.match(a.messages.at(-1).content, /^You asked: “thanks”/);
 });
 
 test("a second run continues the thread", async () => {
