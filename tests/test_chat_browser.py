@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from browser_support import WAIT_MS, chromium
+from conftest import openai_engine
 from ui_support import answer
 
-import rx_allm as allm
 from rx_allm.chat.demo_tools import DEMO_TOOLS
 from rx_allm.testing import ProviderEmulator
 from rx_allm.ui.server import start, url_of
@@ -29,11 +29,7 @@ IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 @pytest_asyncio.fixture
 async def served() -> AsyncIterator[tuple[ProviderEmulator, str]]:
     async with ProviderEmulator(responder=lambda sent: answer(sent, chunk_delay=0.02)) as emulator:
-        engine = allm.Engine(
-            adapter="openai",
-            adapter_opts={"base_url": emulator.base_url("openai"), "api_key": "sk-chat-browser-0000"},
-            model="gpt-test",
-        )
+        engine = openai_engine(emulator, model="gpt-test")
         runner = await start(engine, tools=DEMO_TOOLS)
         try:
             yield emulator, url_of(runner)

@@ -12,13 +12,12 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from conftest import OPENAI_KEY, openai_engine
 from ui_support import serving
 
 import rx_allm as allm
 from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 from rx_allm.ui import ag_ui_handler, ai_sdk_handler
-
-KEY = "sk-ui-handler-test-0123456789"
 
 
 @allm.tool
@@ -48,11 +47,7 @@ AG_BODY = {
 @pytest_asyncio.fixture
 async def served() -> AsyncIterator[tuple[ProviderEmulator, str]]:
     async with ProviderEmulator() as emulator:
-        engine = allm.Engine(
-            adapter="openai",
-            adapter_opts={"base_url": emulator.base_url("openai"), "api_key": KEY},
-            model="gpt-test",
-        )
+        engine = openai_engine(emulator, model="gpt-test")
         app = web.Application()
         app.router.add_post("/api/chat", ai_sdk_handler(engine, tools=[get_weather]))
         app.router.add_post("/api/agui", ag_ui_handler(engine, tools=[get_weather]))
@@ -185,7 +180,7 @@ async def test_upstream_error_is_the_protocol_error_frame_then_a_clean_end(
             events = sse_payloads(await response.read())
     assert payloads[-1] == "[DONE]"
     assert payloads[-2]["type"] == "error" and payloads[-2]["errorText"].startswith("provider_unavailable: ")
-    assert KEY not in json.dumps(payloads)
+    assert OPENAI_KEY not in json.dumps(payloads)
     assert events[-1]["type"] == "RUN_ERROR" and events[-1]["code"] == "provider_unavailable"
 
 

@@ -2,11 +2,11 @@
 
 The test starts the provider emulator (answering like ``rx-allm serve``'s emulated model,
 which calls the demo calculator for arithmetic) and an aiohttp server with
-:func:`~rx_allm.ui.ai_sdk_handler` and :func:`~rx_allm.ui.ag_ui_handler`, then runs ``node --test web/test/``: the ``ai``
-package's default chat transport (which validates every chunk against its schema) and
-``readUIMessageStream``, and ``@ag-ui/client``'s ``HttpAgent``, assemble the messages
-and the Node tests assert them. The Node packages come from ``web/package-lock.json``
-(``npm ci`` in ``.ci/run``).
+:func:`~rx_allm.ui.ai_sdk_handler` and :func:`~rx_allm.ui.ag_ui_handler`, then runs
+``node --test web/test/``: the ``ai`` package's default chat transport (which validates
+every chunk against its schema) and ``readUIMessageStream``, and ``@ag-ui/client``'s
+``HttpAgent``, assemble the messages and the Node tests assert them. The Node packages
+come from ``web/package-lock.json`` (``npm ci`` in ``.ci/run``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from conftest import openai_engine
 from ui_support import answer, serving
 
-import rx_allm as allm
 from rx_allm.chat.demo_tools import DEMO_TOOLS
 from rx_allm.testing.emulator import ProviderEmulator
 from rx_allm.ui import ag_ui_handler, ai_sdk_handler
@@ -36,11 +36,7 @@ if NODE is None or not (WEB / "node_modules" / "ai").is_dir():
 @pytest_asyncio.fixture
 async def server() -> AsyncIterator[str]:
     async with ProviderEmulator(responder=answer) as emulator:
-        engine = allm.Engine(
-            adapter="openai",
-            adapter_opts={"base_url": emulator.base_url("openai"), "api_key": "sk-node-test-0123456789"},
-            model="gpt-test",
-        )
+        engine = openai_engine(emulator, model="gpt-test")
         app = web.Application()
         app.router.add_post("/api/chat", ai_sdk_handler(engine, tools=DEMO_TOOLS))
         app.router.add_post("/api/agui", ag_ui_handler(engine, tools=DEMO_TOOLS))

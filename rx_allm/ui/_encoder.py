@@ -22,18 +22,11 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from rx_allm.conversation import sum_usage
 from rx_allm.errors import RxAllmError, StreamError
 from rx_allm.models import Usage
 
 Chunk = dict[str, Any]
-_USAGE_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cached_input_tokens",
-    "cache_write_input_tokens",
-    "reasoning_tokens",
-)
 
 
 def typed(error: BaseException) -> RxAllmError:
@@ -64,17 +57,6 @@ def result_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(jsonable(value), ensure_ascii=False, separators=(",", ":"))
-
-
-def sum_usage(parts: list[Usage]) -> dict[str, int]:
-    """The reported token counts summed over ``parts`` (a field no part reported is left out)."""
-    total: dict[str, int] = {}
-    for usage in parts:
-        for name in _USAGE_FIELDS:
-            value = getattr(usage, name)
-            if value is not None:
-                total[name] = total.get(name, 0) + value
-    return total
 
 
 class FrameEncoder(ABC):
@@ -126,7 +108,7 @@ class FrameEncoder(ABC):
     def usage(self) -> dict[str, int]:
         """Token counts so far, summed over the steps."""
         steps = self._usage + ([self._step_usage] if self._step_usage is not None else [])
-        return sum_usage(steps)
+        return sum_usage(steps).model_dump(exclude_none=True, exclude={"extra"}) if steps else {}
 
     # -- the walk -------------------------------------------------------------------
     def _message_started(self, event: Any) -> list[Chunk]:
