@@ -42,7 +42,9 @@ from rx_allm.models import (
     user,
 )
 from rx_allm.operators import coalesce_text
+from rx_allm.retry import fallback, retry
 from rx_allm.runner import stream_generate
+from rx_allm.structured import PartialArguments, partial_arguments, partial_output
 
 __version__ = "0.1.0"
 
@@ -55,6 +57,7 @@ __all__ = [
     "Message",
     "MessageCompleted",
     "MessageStarted",
+    "PartialArguments",
     "RawChunk",
     "Request",
     "Response",
@@ -76,13 +79,17 @@ __all__ = [
     "assistant",
     "coalesce_text",
     "collect",
+    "fallback",
     "generate",
     "generate_sync",
     "iterate",
     "parse_event",
+    "partial_arguments",
+    "partial_output",
     "providers",
     "register_adapter",
     "request",
+    "retry",
     "stream_generate",
     "system",
     "tool",

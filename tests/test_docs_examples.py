@@ -34,6 +34,7 @@ PAGES = [
     ROOT / "docs" / "getting-started.md",
     *sorted((ROOT / "docs" / "concepts").glob("*.md")),
     *sorted((ROOT / "docs" / "providers").glob("*.md")),
+    *sorted((ROOT / "docs" / "guides").glob("*.md")),
 ]
 NOT_RUN = "# not run:"
 TIME_LIMIT = 60.0
