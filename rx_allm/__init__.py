@@ -9,7 +9,7 @@ Quick start::
     assert response.output_text == "hi"
 """
 
-from rx_allm import providers
+from rx_allm import otel, providers
 from rx_allm.adapter import StreamAdapter, StreamOptions
 from rx_allm.collector import StreamCollector, collect, generate, generate_sync
 from rx_allm.engine import Engine, register_adapter
@@ -83,6 +83,7 @@ __all__ = [
     "generate",
     "generate_sync",
     "iterate",
+    "otel",
     "parse_event",
     "partial_arguments",
     "partial_output",

@@ -4,7 +4,8 @@ The runner validates synchronously (raising before any I/O), resolves the model
 and parameters, strips orchestration options, calls ``adapter.stream`` and
 composes exactly ``ops.do_action(on_event)`` and ``ops.filter(keep)`` on the
 adapter's Observable — no second wrapper, so disposal and errors propagate
-unchanged.
+unchanged. (After :func:`rx_allm.otel.instrument`, and only then, the adapter's
+Observable is first wrapped by the tracing operator, which passes everything through.)
 
 ``on_event`` sees every adapter event, before the filters. It runs inside the
 subscriber's delivery; the runner does not catch its exceptions: one raised by
@@ -37,6 +38,10 @@ ORCHESTRATION_OPTIONS = ("mode", "max_turns", "halt_when")
 REQUEST_FIELD_OPTIONS = ("temperature", "max_tokens", "tool_choice", "response_format")
 
 OnEvent = Callable[[Event], Any]
+StreamHook = Callable[[Observable[Event], Any, Request, StreamOptions], Observable[Event]]
+
+#: Wraps each adapter Observable when set (by :func:`rx_allm.otel.instrument`); None costs nothing.
+stream_hook: StreamHook | None = None
 
 
 def stream_generate(
@@ -65,6 +70,8 @@ def stream_generate(
             "missing_model", f"adapter {name!r} needs a model: set it on the request, call or engine"
         )
     source = adapter.stream(resolved, opts)
+    if stream_hook is not None:
+        source = stream_hook(source, adapter, resolved, opts)
     # ``op(source)`` is ``source.pipe(op)`` without pipe's per-call import and reduce (a few µs a call).
     if on_event is not None:
         source = ops.do_action(on_event)(source)
