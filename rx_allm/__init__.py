@@ -10,8 +10,9 @@ Quick start::
 """
 
 from rx_allm import otel, providers
+from rx_allm._connections import close_session
 from rx_allm.adapter import StreamAdapter, StreamOptions
-from rx_allm.collector import StreamCollector, collect, generate, generate_sync
+from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine, register_adapter
 from rx_allm.errors import AdapterError, EngineError, RxAllmError, StreamError, ValidationError
 from rx_allm.events import (
@@ -43,7 +44,7 @@ from rx_allm.models import (
 )
 from rx_allm.operators import coalesce_text
 from rx_allm.retry import fallback, retry
-from rx_allm.runner import stream_generate
+from rx_allm.runner import collect, generate, generate_sync, stream_generate
 from rx_allm.structured import PartialArguments, partial_arguments, partial_output
 
 __version__ = "0.1.0"
@@ -77,6 +78,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "assistant",
+    "close_session",
     "coalesce_text",
     "collect",
     "fallback",

@@ -22,9 +22,9 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
+from rx_allm._loop import default_scheduler
 from rx_allm.errors import AdapterError, StreamError
 from rx_allm.events import Event, MessageStarted
-from rx_allm.loop import default_scheduler
 
 #: The error reasons ``retry`` and ``fallback`` act on by default.
 RETRYABLE = ("rate_limited", "provider_unavailable", "timeout", "network_error")

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from rx_allm._redact import redact
 from rx_allm.errors import RxAllmError
 from rx_allm.events import Event, MessageCompleted, RawChunk, TextDelta, ToolCallDelta, ToolCallStarted
 from rx_allm.models import Request, Usage
 from rx_allm.otel._messages import input_attributes, output_attribute
-from rx_allm.redact import redact
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Histogram
