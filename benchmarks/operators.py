@@ -100,6 +100,21 @@ def per_delta(parts: list[str], operator: Any, rounds: int) -> float:
     return statistics.median(runs)
 
 
+def hook_check_ns(rounds: int) -> float:
+    """Nanoseconds the runner spends per call on tracing while it is not enabled."""
+    from rx_allm import runner
+
+    loops = 1_000_000
+    runs = []
+    for _ in range(rounds):
+        start = time.perf_counter_ns()
+        for _ in range(loops):
+            if runner.stream_hook is not None:
+                raise AssertionError("tracing is enabled")
+        runs.append((time.perf_counter_ns() - start) / loops)
+    return statistics.median(runs)
+
+
 def imports_opentelemetry() -> bool:
     code = "import sys, rx_allm; print('opentelemetry' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
@@ -115,6 +130,8 @@ def main() -> None:
 
     print(f"OpenTelemetry: 3-entry Fake script, {args.calls:,} calls, median of {args.rounds} round(s)")
     print(table(["tracing", "cpu us/call", "vs never enabled"], tracing_rows(args.calls, args.rounds)))
+    check = hook_check_ns(args.rounds)
+    print(f"runner's check while tracing is not enabled (loop included): {check:.0f} ns/call")
     print(f"import rx_allm imports opentelemetry: {imports_opentelemetry()}")
     print()
     parts = answer(args.deltas)
