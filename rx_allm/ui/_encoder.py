@@ -223,66 +223,66 @@ class FrameEncoder(ABC):
 
     @abstractmethod
     def step_start(self, event: Any) -> list[Chunk]:
-        """Protocol hook."""
+        """A model request (step) begins."""
 
     @abstractmethod
     def step_end(self) -> list[Chunk]:
-        """Protocol hook."""
+        """The step ends (after its tool results)."""
 
     @abstractmethod
     def text_start(self, block: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A text block opens."""
 
     @abstractmethod
     def text_delta(self, block: str, delta: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A fragment of the open text block."""
 
     @abstractmethod
     def text_end(self, block: str) -> list[Chunk]:
-        """Protocol hook."""
+        """The text block closes."""
 
     @abstractmethod
     def reasoning_start(self, block: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A reasoning block opens."""
 
     @abstractmethod
     def reasoning_delta(self, block: str, delta: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A fragment of the open reasoning block."""
 
     @abstractmethod
     def reasoning_end(self, block: str) -> list[Chunk]:
-        """Protocol hook."""
+        """The reasoning block closes."""
 
     @abstractmethod
     def tool_start(self, call_id: str, name: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A tool call opens."""
 
     @abstractmethod
     def tool_delta(self, call_id: str, delta: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A fragment of a tool call's JSON arguments."""
 
     @abstractmethod
     def tool_end(
         self, call_id: str, name: str, arguments: dict[str, Any], raw: str, streamed: bool
     ) -> list[Chunk]:
-        """Protocol hook."""
+        """A tool call is complete (``streamed``: its arguments arrived as deltas)."""
 
     @abstractmethod
     def tool_output(self, call_id: str, name: str, result: Any, is_error: bool) -> list[Chunk]:
-        """Protocol hook."""
+        """A tool ran: its result, or its error when ``is_error``."""
 
     @abstractmethod
     def ask_user(self, call_id: str, tool_name: str, question: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A tool asked the user a question."""
 
     @abstractmethod
     def finish(self, usage: dict[str, int]) -> list[Chunk]:
-        """Protocol hook."""
+        """The stream completed (``usage``: the summed token counts reported)."""
 
     @abstractmethod
     def error(self, error: BaseException) -> list[Chunk]:
-        """Protocol hook."""
+        """The stream failed with ``error``."""
 
     @abstractmethod
     def abort(self, reason: str) -> list[Chunk]:
-        """Protocol hook."""
+        """The stream was cancelled."""
