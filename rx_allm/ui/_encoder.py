@@ -74,6 +74,7 @@ class FrameEncoder(ABC):
         self._usage: list[Usage] = []
         self._step_usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.pending_calls: list[str] = []  # tool calls left for the client (manual tools)
         self._dispatch: dict[str, Callable[[Any], list[Chunk]]] = {
             "message_started": self._message_started,
             "text_delta": self._text_delta,
@@ -86,6 +87,7 @@ class FrameEncoder(ABC):
             "tool_execution_completed": self._tool_execution_completed,
             "ask_user_requested": self._ask_user,
             "step_completed": lambda _event: self._end_step(),
+            "chat_completed": self._chat_completed,
         }
 
     # -- driving ------------------------------------------------------------------
@@ -192,6 +194,10 @@ class FrameEncoder(ABC):
 
     def _tool_execution_completed(self, event: Any) -> list[Chunk]:
         return self.tool_output(event.id, event.name, event.result, bool(getattr(event, "is_error", False)))
+
+    def _chat_completed(self, event: Any) -> list[Chunk]:
+        self.pending_calls = [call.id for call in event.result.pending_tool_calls]
+        return []
 
     def _ask_user(self, event: Any) -> list[Chunk]:
         return self.ask_user(event.tool_call_id, event.tool_name, event.question)
