@@ -5,9 +5,10 @@ UI moment (a text block opens, a tool call's input is complete, a step ends...);
 protocol subclass turns each hook into its own chunk dicts. The walk decides:
 
 * a text block opens on its first delta and closes on ``text_completed``, on a block
-  with another id, on a tool call, on reasoning, or when the message completes; a text
-  id of ``None`` gets a fallback id (``txt-<step>-<n>``);
-* reasoning arrives as ``RawChunk(kind="reasoning_delta", data={"id", "delta"})``;
+  with another id, on a tool call, on reasoning, or when the message completes; its id is
+  ``txt-<step>-<adapter's block id>`` (``txt-<step>-<n>`` when the adapter gives none);
+* reasoning arrives as ``RawChunk(kind="reasoning_delta", data={"id", "delta"})`` and
+  ends at ``RawChunk(kind="reasoning_completed")`` or at the next text or tool call;
 * a step opens on ``message_started`` and closes on ``step_completed`` (chat), on the
   next ``message_started``, or at the end, so tool results land inside their step;
 * usage is the last usage chunk of each step, summed over the steps.
@@ -65,7 +66,8 @@ class FrameEncoder(ABC):
     def __init__(self) -> None:
         self.step = 0
         self._step_open = False
-        self._text: str | None = None
+        self._text: str | None = None  # the open text block's id as sent
+        self._text_key: str | None = None  # ... and as the adapter gave it
         self._text_count = 0
         self._text_streamed = False
         self._reasoning: str | None = None
@@ -123,17 +125,19 @@ class FrameEncoder(ABC):
 
     def _text_delta(self, event: Any) -> list[Chunk]:
         block = self._text
-        if block is not None and (event.id is None or event.id == block):  # the common case, kept short
+        if block is not None and (event.id is None or event.id == self._text_key):  # the common case
             return self.text_delta(block, event.delta)
         return self._append_text(event.id, event.delta)
 
-    def _append_text(self, block: str | None, delta: str) -> list[Chunk]:
+    def _append_text(self, key: str | None, delta: str) -> list[Chunk]:
         out = self._close_reasoning()
-        if self._text is not None and block is not None and self._text != block:
+        if self._text is not None and key is not None and self._text_key != key:
             out += self._close_text()
         if self._text is None:
             self._text_count += 1
-            self._text = block if block is not None else f"txt-{self.step}-{self._text_count}"
+            self._text_key = key
+            # Provider block ids repeat across steps (Anthropic's are indexes): the step makes them unique.
+            self._text = f"txt-{self.step}-{key if key is not None else self._text_count}"
             out += self.text_start(self._text)
         self._text_streamed = True
         return out + self.text_delta(self._text, delta)
@@ -151,6 +155,8 @@ class FrameEncoder(ABC):
         if event.kind == "usage" and isinstance(event.data, Usage):
             self._step_usage = event.data
             return []
+        if event.kind == "reasoning_completed":
+            return self._close_reasoning()
         if event.kind != "reasoning_delta" or not isinstance(event.data, dict):
             return []
         delta = str(event.data.get("delta") or "")
