@@ -107,7 +107,7 @@ def main() -> None:
         cpu = statistics.median(t[1] / o[1] for o, t in zip(ours, theirs, strict=True))
         verdict = "met" if wall >= 20 else "NOT met"
         print(
-            f"target: rx_allm >= 20x faster than pydantic-ai -> {wall:.1f}x (wall), {cpu:.1f}x (cpu), {verdict}"
+            f"target: rx_allm >= 20x faster than pydantic-ai -> {wall:.1f}x wall, {cpu:.1f}x cpu, {verdict}"
         )
     else:
         print("target: rx_allm >= 20x faster than pydantic-ai -> not measured (pydantic-ai not installed)")
