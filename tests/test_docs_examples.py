@@ -35,6 +35,7 @@ PAGES = [
     *sorted((ROOT / "docs" / "concepts").glob("*.md")),
     *sorted((ROOT / "docs" / "guides").glob("*.md")),
     *sorted((ROOT / "docs" / "providers").glob("*.md")),
+    *sorted((ROOT / "docs" / "guides").glob("*.md")),
 ]
 NOT_RUN = "# not run:"
 TIME_LIMIT = 60.0
