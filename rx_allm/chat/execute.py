@@ -109,22 +109,27 @@ class LoopRunner:
         return self._start_task(run) if run.tool.is_async else self._start_thread(run)
 
     def _start_task(self, run: ToolRun) -> Cancel:
-        async def call() -> Any:
-            async with asyncio.timeout(run.timeout):  # no extra task, unlike wait_for
-                return await run.tool.fn(**run.kwargs)
+        loop = self.loop
+        task: asyncio.Task[Any] = loop.create_task(run.tool.fn(**run.kwargs))
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()  # the tool sees CancelledError, as on disposal
+
+        timer = loop.call_later(run.timeout, expire) if run.timeout is not None else None
 
         def finished(task: asyncio.Task[Any]) -> None:
+            if timer is not None:
+                timer.cancel()
             if task.cancelled():
+                if expired:
+                    run.done(("timeout", run.timeout))
                 return
             error = task.exception()
-            if isinstance(error, TimeoutError):
-                run.done(("timeout", run.timeout))
-            elif error is not None:
-                run.done(("raised", error))
-            else:
-                run.done(("value", task.result()))
+            run.done(("raised", error) if error is not None else ("value", task.result()))
 
-        task = self.loop.create_task(call())
         task.add_done_callback(finished)
         return lambda: self.defer(task.cancel)
 
