@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from reactivex.abc import SchedulerBase
+from reactivex.abc import DisposableBase, SchedulerBase
 from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
 _lock = threading.Lock()
@@ -80,6 +80,16 @@ def call_on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> Non
         fn()
     elif not loop.is_closed():
         loop.call_soon_threadsafe(fn)
+
+
+def block_until(finished: threading.Event, subscription: DisposableBase) -> None:
+    """Block until ``finished`` is set; an exception meanwhile (Ctrl-C) disposes ``subscription``."""
+    try:
+        while not finished.wait(0.1):
+            pass
+    except BaseException:
+        subscription.dispose()
+        raise
 
 
 @atexit.register

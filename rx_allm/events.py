@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from rx_allm.models import FinishReason, Message, Usage
+from rx_allm.models import FinishReason, Message, ToolCall, Usage
 
 
 class _Event(BaseModel):
@@ -67,6 +67,27 @@ class ToolCallCompleted(_Event):
     arguments: dict[str, Any] = Field(default_factory=dict)
     raw_arguments: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_call(cls, call: ToolCall) -> ToolCallCompleted:
+        """The event announcing ``call``."""
+        return cls(
+            id=call.id,
+            name=call.name,
+            arguments=call.arguments,
+            raw_arguments=call.raw_arguments,
+            metadata=call.metadata,
+        )
+
+    def to_call(self) -> ToolCall:
+        """The :class:`~rx_allm.models.ToolCall` this event completes."""
+        return ToolCall(
+            id=self.id,
+            name=self.name,
+            arguments=self.arguments,
+            raw_arguments=self.raw_arguments,
+            metadata=self.metadata,
+        )
 
 
 class RawChunk(_Event):

@@ -25,7 +25,7 @@ from typing import Any
 from reactivex import Observable
 from reactivex import operators as ops
 
-from rx_allm._loop import call_on_loop, running_loop
+from rx_allm._loop import block_until, call_on_loop, running_loop
 from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine
 from rx_allm.events import Event
@@ -138,12 +138,7 @@ def generate_sync(engine: Engine, request: Request, **options: Any) -> Response:
     subscription = stream_generate(engine, request, **options).subscribe(
         on_next=collector.apply, on_error=fail, on_completed=finished.set
     )
-    try:
-        while not finished.wait(0.1):
-            pass
-    except BaseException:
-        subscription.dispose()
-        raise
+    block_until(finished, subscription)
     return collector.to_response()
 
 

@@ -75,7 +75,7 @@ def decode_all(payload: bytes, cuts: list[int]) -> tuple[list[SSEEvent], allm.St
     try:
         for start, end in itertools.pairwise(bounds):
             events += decoder.feed(payload[start:end])
-        events += decoder.close()
+        decoder.check()
     except allm.StreamError as exc:
         return events, exc
     return events, None

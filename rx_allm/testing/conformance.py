@@ -63,6 +63,9 @@ from rx_allm.events import (
     ToolCallStarted,
 )
 from rx_allm.models import Request, Usage, request, user
+from rx_allm.providers.anthropic import Anthropic
+from rx_allm.providers.gemini import Gemini
+from rx_allm.providers.openai import OpenAI
 from rx_allm.runner import stream_generate
 from rx_allm.testing.emulator import ProviderEmulator
 from rx_allm.testing.marbles import CleanupCounter
@@ -655,12 +658,12 @@ class FakeHarness:
         return [at for how, at in self.cleanup.ends if how == "disposed"]
 
 
-#: provider → (registered adapter, adapter_opts, model, environment variables of its key).
-_PROVIDERS: Mapping[str, tuple[str, Mapping[str, str], str, tuple[str, ...]]] = {
-    "openai": ("openai", {"endpoint": "chat_completions"}, "gpt-4o-mini", ("OPENAI_API_KEY",)),
-    "responses": ("openai", {"endpoint": "responses"}, "gpt-4o-mini", ("OPENAI_API_KEY",)),
-    "anthropic": ("anthropic", {}, "claude-sonnet-4-5", ("ANTHROPIC_API_KEY",)),
-    "gemini": ("gemini", {}, "gemini-2.5-flash", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+#: provider → (registered name, built-in adapter class (its default model and key variables), adapter_opts).
+_PROVIDERS: Mapping[str, tuple[str, type[OpenAI | Anthropic | Gemini], Mapping[str, str]]] = {
+    "openai": ("openai", OpenAI, {"endpoint": "chat_completions"}),
+    "responses": ("openai", OpenAI, {"endpoint": "responses"}),
+    "anthropic": ("anthropic", Anthropic, {}),
+    "gemini": ("gemini", Gemini, {}),
 }
 #: SSE frames the emulator writes up to and including the first text delta, per wire format.
 _FIRST_TEXT_FRAMES: Mapping[str, int] = {"openai": 2, "responses": 5, "anthropic": 4, "gemini": 1}
@@ -707,7 +710,8 @@ class EmulatorHarness:
     def __init__(self, provider: str, *, adapter: Any = None, model: str | None = None) -> None:
         if provider not in _PROVIDERS:
             raise ValueError(f"unknown provider {provider!r}; expected one of {sorted(_PROVIDERS)}")
-        registered, self._opts, default_model, self._env_vars = _PROVIDERS[provider]
+        registered, builtin, self._opts = _PROVIDERS[provider]
+        default_model, self._env_vars = builtin.default_model, builtin.env_vars
         self.provider = provider
         self.builtin = adapter is None
         self.adapter = registered if adapter is None else adapter
