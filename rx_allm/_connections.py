@@ -65,3 +65,6 @@ async def close_session() -> None:
 
 
 on_background_shutdown(close_session)
+
+
+__all__ = ["close_session", "session_for_loop"]

@@ -106,3 +106,14 @@ def _stop_background() -> None:
         asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=5)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=5)
+
+
+__all__ = [
+    "background_loop",
+    "block_until",
+    "call_on_loop",
+    "default_scheduler",
+    "loop_for_subscription",
+    "on_background_shutdown",
+    "running_loop",
+]

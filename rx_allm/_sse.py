@@ -197,3 +197,6 @@ class SSEDecoder:
             event_index=self._dispatched + 1,
             cause=cause,
         )
+
+
+__all__ = ["SSEDecoder", "SSEEvent"]

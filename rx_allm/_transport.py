@@ -340,3 +340,6 @@ def _transport_error(call: HttpCall, exc: BaseException, receiving: bool) -> Ada
         provider=call.provider,
         cause=exc,
     )
+
+
+__all__ = ["HttpCall", "Mapper", "http_stream"]

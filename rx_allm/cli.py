@@ -336,3 +336,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+__all__ = [
+    "EMULATOR_KEY",
+    "EventsView",
+    "JsonView",
+    "PROVIDERS",
+    "Target",
+    "TextView",
+    "View",
+    "emulator_reply",
+    "error_line",
+    "last_user_text",
+    "main",
+    "run_view",
+    "summary_line",
+    "target_for",
+]

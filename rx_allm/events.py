@@ -70,24 +70,12 @@ class ToolCallCompleted(_Event):
 
     @classmethod
     def from_call(cls, call: ToolCall) -> ToolCallCompleted:
-        """The event announcing ``call``."""
-        return cls(
-            id=call.id,
-            name=call.name,
-            arguments=call.arguments,
-            raw_arguments=call.raw_arguments,
-            metadata=call.metadata,
-        )
+        """The event announcing ``call`` (the two share their fields)."""
+        return cls.model_validate(call, from_attributes=True)
 
     def to_call(self) -> ToolCall:
         """The :class:`~rx_allm.models.ToolCall` this event completes."""
-        return ToolCall(
-            id=self.id,
-            name=self.name,
-            arguments=self.arguments,
-            raw_arguments=self.raw_arguments,
-            metadata=self.metadata,
-        )
+        return ToolCall.model_validate(self, from_attributes=True)
 
 
 class RawChunk(_Event):

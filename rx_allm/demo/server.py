@@ -48,3 +48,6 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
+
+
+__all__ = ["serve", "start", "url_of"]

@@ -367,3 +367,19 @@ def anthropic_usage(raw: dict[str, Any]) -> Usage:
     total = inclusive + usage.output_tokens if usage.output_tokens is not None else None
     extra = {**usage.extra, "uncached_input_tokens": uncached}
     return usage.model_copy(update={"input_tokens": inclusive, "total_tokens": total, "extra": extra})
+
+
+__all__ = [
+    "Anthropic",
+    "AnthropicMapper",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_VERSION",
+    "DIALECT",
+    "ERROR_TYPES",
+    "STOP_REASONS",
+    "anthropic_usage",
+    "build_body",
+    "check_supported",
+    "read_error_body",
+    "request_headers",
+]

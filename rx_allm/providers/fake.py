@@ -365,3 +365,6 @@ class _Run:
             self.pending.dispose()
         if not self.ended:
             self._end("disposed")
+
+
+__all__ = ["Fake", "compile_script"]

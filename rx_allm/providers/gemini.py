@@ -378,3 +378,18 @@ class GeminiMapper(StreamMapper):
         if isinstance(signature, str) and signature:
             call.metadata["thoughtSignature"] = signature
         self.complete_call(call)
+
+
+__all__ = [
+    "DIALECT",
+    "FINISH_REASONS",
+    "GENERATION_FIELDS",
+    "Gemini",
+    "GeminiMapper",
+    "STATUS_NAMES",
+    "SYNTHETIC_ID_PREFIX",
+    "build_body",
+    "check_supported",
+    "read_error_body",
+    "request_headers",
+]
