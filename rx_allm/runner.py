@@ -18,6 +18,7 @@ for code without a running event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -67,12 +68,18 @@ def event_filter(
     emit_text_deltas: bool, emit_tool_deltas: bool, include_raw_chunks: bool
 ) -> Callable[[Event], bool]:
     """The ``keep`` predicate of the three emit/include rules (usage raw chunks always pass)."""
+    return _keep(bool(emit_text_deltas), bool(emit_tool_deltas), bool(include_raw_chunks))
+
+
+@functools.cache
+def _keep(text_deltas: bool, tool_deltas: bool, raw_chunks: bool) -> Callable[[Event], bool]:
+    # One predicate per combination of the three flags, built once.
     dropped = frozenset(
         name
-        for name, drop in (("text_delta", not emit_text_deltas), ("tool_call_delta", not emit_tool_deltas))
+        for name, drop in (("text_delta", not text_deltas), ("tool_call_delta", not tool_deltas))
         if drop
     )
-    if include_raw_chunks:
+    if raw_chunks:
         return lambda event: event.type not in dropped
 
     def keep(event: Event) -> bool:

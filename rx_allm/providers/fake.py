@@ -31,9 +31,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Union, cast, get_args
 
-import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 
 from rx_allm._loop import default_scheduler
 from rx_allm.adapter import StreamOptions
@@ -85,7 +83,7 @@ class Fake:
         record = aopts.get("record")
         if isinstance(record, list):
             record.append((request, opts))
-        return _replay(self._compile(script, aopts.get("usage")), aopts.get("cleanup_observer"))
+        return _Replay(self._compile(script, aopts.get("usage")), aopts.get("cleanup_observer"))
 
     def _compile(self, script: Sequence[Any], usage: Any) -> list[_Step]:
         # Compiled steps are immutable, so they are cached by the script's printed form.
@@ -302,19 +300,24 @@ def _scripted_error(payload: Any) -> AdapterError:
     return AdapterError("unknown", "scripted error", provider="fake", cause=payload)
 
 
-def _replay(steps: list[_Step], cleanup: Callable[[str], Any] | None) -> Observable[Event]:
-    def subscribe(
-        observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+class _Replay(Observable[Event]):
+    """The cold Observable of a compiled script: each subscription walks the steps anew."""
+
+    def __init__(self, steps: list[_Step], cleanup: Callable[[str], Any] | None) -> None:
+        super().__init__()
+        self._steps = steps
+        self._cleanup = cleanup
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        run = _Run(steps, observer, scheduler, cleanup)
+        run = _Run(self._steps, observer, scheduler, self._cleanup)
         run.resume(0)
-        return Disposable(run.dispose)
-
-    return reactivex.create(subscribe)
+        return run
 
 
-class _Run:
-    """One subscription's walk through the steps."""
+class _Run(abc.DisposableBase):
+    """One subscription's walk through the steps; disposing it stops the walk."""
 
     __slots__ = ("cleanup", "ended", "observer", "pending", "scheduler", "steps")
 
