@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import events_of, fixture_bytes, hello, of_type, usage_chunks
+from helpers import events_of, fixture_bytes, hello, of_type, usage_chunks
 
 import rx_allm as allm
 from rx_allm.errors import AdapterError, EngineError, StreamError
