@@ -38,6 +38,7 @@ PAGES = [
     ROOT / "docs" / "index.md",
     ROOT / "docs" / "getting-started.md",
     *sorted((ROOT / "docs" / "concepts").glob("*.md")),
+    *sorted((ROOT / "docs" / "guides").glob("*.md")),
     *sorted((ROOT / "docs" / "providers").glob("*.md")),
     ROOT / "docs" / "testing.md",
 ]
