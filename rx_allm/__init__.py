@@ -9,7 +9,7 @@ Quick start::
     assert response.output_text == "hi"
 """
 
-from rx_allm import providers
+from rx_allm import otel, providers
 from rx_allm._connections import close_session
 from rx_allm.adapter import StreamAdapter, StreamOptions
 from rx_allm.chat import (
@@ -63,7 +63,9 @@ from rx_allm.models import (
     user,
 )
 from rx_allm.operators import coalesce_text
+from rx_allm.retry import fallback, retry
 from rx_allm.runner import collect, generate, generate_sync, stream_generate
+from rx_allm.structured import PartialArguments, partial_arguments, partial_output
 
 __version__ = "0.1.0"
 
@@ -82,6 +84,7 @@ __all__ = [
     "Message",
     "MessageCompleted",
     "MessageStarted",
+    "PartialArguments",
     "RawChunk",
     "Request",
     "Response",
@@ -115,13 +118,18 @@ __all__ = [
     "close_session",
     "coalesce_text",
     "collect",
+    "fallback",
     "generate",
     "generate_sync",
     "iterate",
+    "otel",
     "parse_event",
+    "partial_arguments",
+    "partial_output",
     "providers",
     "register_adapter",
     "request",
+    "retry",
     "stream_chat",
     "stream_generate",
     "system",
