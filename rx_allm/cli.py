@@ -21,18 +21,17 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import rx_allm as allm
+from rx_allm._loop import block_until
 from rx_allm.errors import RxAllmError
+from rx_allm.providers.anthropic import Anthropic
+from rx_allm.providers.gemini import Gemini
+from rx_allm.providers.openai import OpenAI
 
-DEFAULT_MODELS = {
-    "openai": "gpt-4.1-mini",
-    "anthropic": "claude-haiku-4-5",
-    "gemini": "gemini-2.5-flash",
-    "fake": None,
-}
-KEY_VARIABLES = {
-    "openai": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+#: The HTTP providers, in the order their keys are looked for; each names its key variables and default model.
+PROVIDERS: dict[str, type[OpenAI | Anthropic | Gemini]] = {
+    "openai": OpenAI,
+    "anthropic": Anthropic,
+    "gemini": Gemini,
 }
 EMULATOR_KEY = "emulator-key-not-secret"
 
@@ -77,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--json", action="store_true", help="print events as JSON lines (for piping)")
     chat.set_defaults(handler=_chat)
     serve = commands.add_parser(
-        "serve", help="serve the demo web back end (a page streaming tokens over SSE)"
+        "serve", help="serve the chat app (AI SDK and AG-UI endpoints, a page with tool calls and Stop)"
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
@@ -93,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 def target_for(args: argparse.Namespace) -> Iterator[Target]:
     """The engine for ``args``; starts (and stops) the emulator when no provider is configured."""
     provider = args.provider or next(
-        (name for name, names in KEY_VARIABLES.items() if any(os.environ.get(n) for n in names)), None
+        (name for name, cls in PROVIDERS.items() if any(os.environ.get(n) for n in cls.env_vars)), None
     )
     if provider == "fake":
         prompt = getattr(args, "prompt", None) or "hello"
@@ -101,21 +100,12 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
         return
     if provider is not None:
         opts = {"base_url": args.base_url} if args.base_url else {}
-        yield Target(
-            allm.Engine(adapter=provider, adapter_opts=opts, model=args.model or DEFAULT_MODELS[provider])
-        )
+        model = args.model or PROVIDERS[provider].default_model
+        yield Target(allm.Engine(adapter=provider, adapter_opts=opts, model=model))
         return
-    from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
+    from rx_allm.testing.emulator import ProviderEmulator
 
-    def respond(sent: Any) -> Reply:
-        call = demo_tool_call(sent.json)
-        if call is not None:
-            return Reply(text="", tool_calls=[ToolCallSpec(*call)], chunk_delay=0.03)
-        return Reply(
-            text=emulator_reply(last_user_text(sent.json), tool=last_tool_result(sent.json)), chunk_delay=0.03
-        )
-
-    emulator = ProviderEmulator(responder=respond)
+    emulator = ProviderEmulator(responder=lambda sent: demo_reply(sent.json))
     with emulator.running():
         notice = (
             "rx-allm: no provider configured (no OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY): "
@@ -124,9 +114,20 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
         engine = allm.Engine(
             adapter="openai",
             adapter_opts={"base_url": emulator.base_url("openai"), "api_key": EMULATOR_KEY},
-            model=args.model or DEFAULT_MODELS["openai"],
+            model=args.model or OpenAI.default_model,
         )
         yield Target(engine, notice)
+
+
+def demo_reply(body: Any, chunk_delay: float = 0.03) -> Any:
+    """The emulator's reply to a Chat Completions request ``body``: a demo tool call, or an answer."""
+    from rx_allm.testing.emulator import Reply, ToolCallSpec
+
+    call = demo_tool_call(body)
+    if call is not None:
+        return Reply(text="", tool_calls=[ToolCallSpec(*call)], chunk_delay=chunk_delay)
+    text = emulator_reply(last_user_text(body), tool=last_tool_result(body))
+    return Reply(text=text, chunk_delay=chunk_delay)
 
 
 def last_user_text(body: Any) -> str:
@@ -281,10 +282,8 @@ def run_view(events: Any, view: View) -> int:
     view.waiting()
     subscription = events.subscribe(on_next=show, on_error=on_error, on_completed=finished.set)
     try:
-        while not finished.wait(0.1):
-            pass
-    except KeyboardInterrupt:
-        subscription.dispose()
+        block_until(finished, subscription)
+    except KeyboardInterrupt:  # the subscription is disposed
         view.interrupted()
         return 130
     if closed_pipe:
@@ -431,13 +430,32 @@ class JsonView(View):
 
 # -- serve -----------------------------------------------------------------------------
 def _serve(args: argparse.Namespace) -> int:
-    from rx_allm.demo import serve
+    from rx_allm.chat.demo_tools import DEMO_TOOLS
+    from rx_allm.ui.server import serve
 
     with target_for(args) as target:
         if target.notice:
             print(target.notice, file=sys.stderr)
-        return serve(target.engine, host=args.host, port=args.port)
+        return serve(target.engine, host=args.host, port=args.port, tools=DEMO_TOOLS)
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+__all__ = [
+    "EMULATOR_KEY",
+    "EventsView",
+    "JsonView",
+    "PROVIDERS",
+    "Target",
+    "TextView",
+    "View",
+    "emulator_reply",
+    "error_line",
+    "last_user_text",
+    "main",
+    "run_view",
+    "summary_line",
+    "target_for",
+]

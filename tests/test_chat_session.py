@@ -152,4 +152,5 @@ def test_the_session_changes_only_when_the_reply_is_subscribed() -> None:
     stream = session.stream_reply(engine([("text", "hi"), ("finish", "stop")]), "hello")
     assert session.thread.messages == [] and session.status == "idle"
     record_events(stream, TestScheduler())
-    assert [m.role for m in session.thread.messages] == ["user", "assistant"] and session.status == "completed"
+    assert [m.role for m in session.thread.messages] == ["user", "assistant"]
+    assert session.status == "completed"
