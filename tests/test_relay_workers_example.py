@@ -39,12 +39,16 @@ async def workers(redis_server: RedisServer, emulator: ProviderEmulator) -> Asyn
         "--base-url",
         emulator.base_url("openai"),
         stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env=env,
     )
     try:
-        assert process.stdout is not None
-        lines = [await asyncio.wait_for(process.stdout.readline(), WAIT) for _ in range(2)]
-        yield [url for _, url in sorted(line.decode().strip().split(": ", 1) for line in lines)]
+        assert process.stdout is not None and process.stderr is not None
+        lines = [(await asyncio.wait_for(process.stdout.readline(), WAIT)).decode() for _ in range(2)]
+        if not all(line.startswith("worker ") for line in lines):
+            problem = await asyncio.wait_for(process.stderr.read(), WAIT)
+            raise AssertionError(f"the workers did not start: {lines}\n{problem.decode()[-3000:]}")
+        yield [url for _, url in sorted(line.strip().split(": ", 1) for line in lines)]
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), WAIT) == 0
