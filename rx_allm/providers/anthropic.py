@@ -30,7 +30,7 @@ from rx_allm._transport import HttpCall, http_stream
 from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, usage_from
 from rx_allm.errors import AdapterError
 from rx_allm.events import Event, MessageStarted, RawChunk, TextCompleted, ToolCallCompleted
-from rx_allm.models import FinishReason, Message, Request, Usage
+from rx_allm.models import FinishReason, Message, Request, ResponseFormat, Usage
 from rx_allm.providers._request import (
     base_url,
     call_arguments,
@@ -42,6 +42,7 @@ from rx_allm.providers._request import (
     transport_options,
     turns,
 )
+from rx_allm.schema import normalize_format, schema_of
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
@@ -129,7 +130,7 @@ class Anthropic:
 # -- request body ----------------------------------------------------------------
 def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
     """The Messages API body for ``request`` (params, then ``request.options``, override the fields)."""
-    _check_response_format(request)
+    output_config = _output_config(request.response_format)
     body: dict[str, Any] = {"model": request.model or opts.model}
     system = system_text(request.messages)
     if system:
@@ -148,19 +149,25 @@ def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
         body["tool_choice"] = choice
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    if output_config is not None:
+        body["output_config"] = output_config
     body["stream"] = True
     return {**body, **opts.params, **request.options}
 
 
-def _check_response_format(request: Request) -> None:
-    fmt = request.response_format
+def _output_config(response_format: ResponseFormat | None) -> dict[str, Any] | None:
+    """Structured outputs' ``output_config`` for a json_schema format or a model class; None for text."""
+    fmt = normalize_format(response_format)
     kind = fmt.get("type") if isinstance(fmt, dict) else fmt
-    if kind not in (None, "text"):
-        raise AdapterError(
-            "unsupported_feature",
-            f"the Anthropic adapter does not support response_format {kind!r}",
-            provider="anthropic",
-        )
+    if kind in (None, "text"):
+        return None
+    if kind == "json_schema" and isinstance(fmt, dict):
+        return {"format": {"type": "json_schema", "schema": schema_of(fmt)}}
+    raise AdapterError(
+        "unsupported_feature",
+        f"the Anthropic adapter does not support response_format {kind!r}",
+        provider="anthropic",
+    )
 
 
 def _message(turn: Message | list[Message]) -> dict[str, Any]:
