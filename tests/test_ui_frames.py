@@ -133,7 +133,7 @@ def test_ai_sdk_reasoning_deltas_and_text_ids() -> None:
         "finish-step",
         "finish",
     ]
-    assert {c["id"] for c in out if c["type"].startswith("text")} == {"t1", "t2"}
+    assert {c["id"] for c in out if c["type"].startswith("text")} == {"txt-1-t1", "txt-1-t2"}
     assert out[2]["id"] == out[5]["id"]
 
 
@@ -365,3 +365,21 @@ def test_messages_from_ai_sdk_splits_steps_and_answers_calls() -> None:
         "arguments": {"a": 1},
     }
     assert thread.messages[3].tool_call_id == "c1"
+
+
+def test_reasoning_completed_closes_the_reasoning_block() -> None:
+    source = _from_events(
+        MessageStarted(),
+        RawChunk(kind="reasoning_delta", data={"id": "r", "delta": "a"}),
+        RawChunk(kind="reasoning_completed", data={"id": "r"}),
+        RawChunk(kind="reasoning_delta", data={"id": "r2", "delta": "b"}),
+        MessageCompleted(message=Message(role="assistant", content=""), finish_reason="stop"),
+    )
+    assert [label(c) for c in chunks(ai_sdk_frames(source))][2:8] == [
+        "reasoning-start",
+        "reasoning-delta:a",
+        "reasoning-end",
+        "reasoning-start",
+        "reasoning-delta:b",
+        "reasoning-end",
+    ]

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from conftest import OPENAI_KEY, openai_engine
+from helpers import OPENAI_KEY, openai_engine
 from ui_support import serving
 
 import rx_allm as allm
@@ -200,4 +200,25 @@ async def test_client_leaving_cancels_the_provider_request(
         response.close()  # the browser tab goes away
         await emulator.wait_for_disconnects(1, timeout=WAIT)
     assert [d.request_index for d in emulator.disconnects] == [0]
+    assert emulator.posts() == 1
+
+
+@pytest.mark.asyncio
+async def test_ag_ui_client_tools_are_offered_and_a_call_to_one_ends_the_run(
+    served: tuple[ProviderEmulator, str],
+) -> None:
+    emulator, url = served
+    emulator.enqueue(
+        Reply(text="", tool_calls=[ToolCallSpec("confirm", {"ok": True}, id="call_c")], finish="tool_calls")
+    )
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    body = {**AG_BODY, "tools": [{"name": "confirm", "description": "Ask the user", "parameters": schema}]}
+    async with aiohttp.ClientSession() as session, session.post(f"{url}/api/agui", json=body) as response:
+        events = sse_payloads(await response.read())
+    offered = {t["function"]["name"] for t in emulator.requests[0].json["tools"]}
+    assert offered == {"get_weather", "confirm"}
+    types = [e["type"] for e in events]
+    assert "TOOL_CALL_END" in types and "TOOL_CALL_RESULT" not in types  # the client runs it
+    assert events[-1]["type"] == "RUN_FINISHED"
+    assert events[-1]["outcome"] == {"type": "success", "pendingToolCallIds": ["call_c"]}
     assert emulator.posts() == 1

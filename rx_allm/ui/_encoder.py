@@ -5,9 +5,10 @@ UI moment (a text block opens, a tool call's input is complete, a step ends...);
 protocol subclass turns each hook into its own chunk dicts. The walk decides:
 
 * a text block opens on its first delta and closes on ``text_completed``, on a block
-  with another id, on a tool call, on reasoning, or when the message completes; a text
-  id of ``None`` gets a fallback id (``txt-<step>-<n>``);
-* reasoning arrives as ``RawChunk(kind="reasoning_delta", data={"id", "delta"})``;
+  with another id, on a tool call, on reasoning, or when the message completes; its id is
+  ``txt-<step>-<adapter's block id>`` (``txt-<step>-<n>`` when the adapter gives none);
+* reasoning arrives as ``RawChunk(kind="reasoning_delta", data={"id", "delta"})`` and
+  ends at ``RawChunk(kind="reasoning_completed")`` or at the next text or tool call;
 * a step opens on ``message_started`` and closes on ``step_completed`` (chat), on the
   next ``message_started``, or at the end, so tool results land inside their step;
 * usage is the last usage chunk of each step, summed over the steps.
@@ -65,7 +66,8 @@ class FrameEncoder(ABC):
     def __init__(self) -> None:
         self.step = 0
         self._step_open = False
-        self._text: str | None = None
+        self._text: str | None = None  # the open text block's id as sent
+        self._text_key: str | None = None  # ... and as the adapter gave it
         self._text_count = 0
         self._text_streamed = False
         self._reasoning: str | None = None
@@ -74,6 +76,7 @@ class FrameEncoder(ABC):
         self._usage: list[Usage] = []
         self._step_usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.pending_calls: list[str] = []  # tool calls left for the client (manual tools)
         self._dispatch: dict[str, Callable[[Any], list[Chunk]]] = {
             "message_started": self._message_started,
             "text_delta": self._text_delta,
@@ -86,6 +89,7 @@ class FrameEncoder(ABC):
             "tool_execution_completed": self._tool_execution_completed,
             "ask_user_requested": self._ask_user,
             "step_completed": lambda _event: self._end_step(),
+            "chat_completed": self._chat_completed,
         }
 
     # -- driving ------------------------------------------------------------------
@@ -121,17 +125,19 @@ class FrameEncoder(ABC):
 
     def _text_delta(self, event: Any) -> list[Chunk]:
         block = self._text
-        if block is not None and (event.id is None or event.id == block):  # the common case, kept short
+        if block is not None and (event.id is None or event.id == self._text_key):  # the common case
             return self.text_delta(block, event.delta)
         return self._append_text(event.id, event.delta)
 
-    def _append_text(self, block: str | None, delta: str) -> list[Chunk]:
+    def _append_text(self, key: str | None, delta: str) -> list[Chunk]:
         out = self._close_reasoning()
-        if self._text is not None and block is not None and self._text != block:
+        if self._text is not None and key is not None and self._text_key != key:
             out += self._close_text()
         if self._text is None:
             self._text_count += 1
-            self._text = block if block is not None else f"txt-{self.step}-{self._text_count}"
+            self._text_key = key
+            # Provider block ids repeat across steps (Anthropic's are indexes): the step makes them unique.
+            self._text = f"txt-{self.step}-{key if key is not None else self._text_count}"
             out += self.text_start(self._text)
         self._text_streamed = True
         return out + self.text_delta(self._text, delta)
@@ -149,6 +155,8 @@ class FrameEncoder(ABC):
         if event.kind == "usage" and isinstance(event.data, Usage):
             self._step_usage = event.data
             return []
+        if event.kind == "reasoning_completed":
+            return self._close_reasoning()
         if event.kind != "reasoning_delta" or not isinstance(event.data, dict):
             return []
         delta = str(event.data.get("delta") or "")
@@ -193,6 +201,10 @@ class FrameEncoder(ABC):
     def _tool_execution_completed(self, event: Any) -> list[Chunk]:
         return self.tool_output(event.id, event.name, event.result, bool(getattr(event, "is_error", False)))
 
+    def _chat_completed(self, event: Any) -> list[Chunk]:
+        self.pending_calls = [call.id for call in event.result.pending_tool_calls]
+        return []
+
     def _ask_user(self, event: Any) -> list[Chunk]:
         return self.ask_user(event.tool_call_id, event.tool_name, event.question)
 
@@ -223,66 +235,66 @@ class FrameEncoder(ABC):
 
     @abstractmethod
     def step_start(self, event: Any) -> list[Chunk]:
-        """Protocol hook."""
+        """A model request (step) begins."""
 
     @abstractmethod
     def step_end(self) -> list[Chunk]:
-        """Protocol hook."""
+        """The step ends (after its tool results)."""
 
     @abstractmethod
     def text_start(self, block: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A text block opens."""
 
     @abstractmethod
     def text_delta(self, block: str, delta: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A fragment of the open text block."""
 
     @abstractmethod
     def text_end(self, block: str) -> list[Chunk]:
-        """Protocol hook."""
+        """The text block closes."""
 
     @abstractmethod
     def reasoning_start(self, block: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A reasoning block opens."""
 
     @abstractmethod
     def reasoning_delta(self, block: str, delta: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A fragment of the open reasoning block."""
 
     @abstractmethod
     def reasoning_end(self, block: str) -> list[Chunk]:
-        """Protocol hook."""
+        """The reasoning block closes."""
 
     @abstractmethod
     def tool_start(self, call_id: str, name: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A tool call opens."""
 
     @abstractmethod
     def tool_delta(self, call_id: str, delta: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A fragment of a tool call's JSON arguments."""
 
     @abstractmethod
     def tool_end(
         self, call_id: str, name: str, arguments: dict[str, Any], raw: str, streamed: bool
     ) -> list[Chunk]:
-        """Protocol hook."""
+        """A tool call is complete (``streamed``: its arguments arrived as deltas)."""
 
     @abstractmethod
     def tool_output(self, call_id: str, name: str, result: Any, is_error: bool) -> list[Chunk]:
-        """Protocol hook."""
+        """A tool ran: its result, or its error when ``is_error``."""
 
     @abstractmethod
     def ask_user(self, call_id: str, tool_name: str, question: str) -> list[Chunk]:
-        """Protocol hook."""
+        """A tool asked the user a question."""
 
     @abstractmethod
     def finish(self, usage: dict[str, int]) -> list[Chunk]:
-        """Protocol hook."""
+        """The stream completed (``usage``: the summed token counts reported)."""
 
     @abstractmethod
     def error(self, error: BaseException) -> list[Chunk]:
-        """Protocol hook."""
+        """The stream failed with ``error``."""
 
     @abstractmethod
     def abort(self, reason: str) -> list[Chunk]:
-        """Protocol hook."""
+        """The stream was cancelled."""

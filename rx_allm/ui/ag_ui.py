@@ -10,7 +10,7 @@ Mapping (events → AG-UI)::
     tool results        TOOL_CALL_RESULT {messageId, toolCallId, content, role: "tool"}
     ask_user_requested  CUSTOM {name: "ask_user", value: {...}}
     step end            STEP_FINISHED
-    on_completed        RUN_FINISHED {outcome: {type: "success"}, result: {finishReason}, usage: [...]}
+    on_completed        RUN_FINISHED {outcome: {type: "success"[, pendingToolCallIds]}, result, usage: [...]}
     on_error            RUN_ERROR {message: "<reason>: <message>", code: <reason>} (keys redacted)
     cancelled           RUN_FINISHED {outcome: {type: "cancelled"}}
 
@@ -126,6 +126,8 @@ class AgUiEncoder(FrameEncoder):
             "runId": self.run_id,
             "outcome": {"type": "success"},
         }
+        if self.pending_calls:
+            chunk["outcome"]["pendingToolCallIds"] = self.pending_calls
         if self.finish_reason is not None:
             chunk["result"] = {"finishReason": self.finish_reason}
         if usage:
