@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import secrets
-import signal
 import sys
-from typing import Any
 
 from aiohttp import web
 
 import rx_allm as allm
+from rx_allm.demo.server import run_processes
 from rx_allm.relay import RedisRelay
 from rx_allm.relay.sse import stream_relay
 
@@ -90,8 +88,7 @@ async def serve_worker(redis_url: str, base_url: str | None, port: int, worker: 
 
 
 def run_worker(redis_url: str, base_url: str | None, port: int, worker: int) -> None:
-    """A worker process: SIGTERM ends it cleanly."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    """One worker process."""
     asyncio.run(serve_worker(redis_url, base_url, port, worker))
 
 
@@ -102,24 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--base-url", help="an OpenAI-compatible endpoint (default: the Fake adapter)")
     args = parser.parse_args(argv)
-    spawn = multiprocessing.get_context("spawn")
-    workers: list[Any] = [
-        spawn.Process(target=run_worker, args=(args.redis, args.base_url, args.port + i, i), daemon=True)
-        for i in range(args.workers)
-    ]
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    for worker in workers:
-        worker.start()
-    try:
-        for worker in workers:
-            worker.join()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for worker in workers:
-            worker.terminate()
-            worker.join(timeout=5)
-    return 0
+    workers = [(args.redis, args.base_url, args.port + i, i) for i in range(args.workers)]
+    return run_processes(run_worker, workers)  # SIGTERM or Ctrl-C stops them all
 
 
 if __name__ == "__main__":

@@ -8,11 +8,16 @@
 ``GET /api/chat/{id}``              ``{"messages": [...]}``: what the chat was last sent
 ``GET /api/chat/{id}/stream``       the chat's latest reply, replayed then live (``204``
                                     when there is none): a second tab or a refresh follows
+``POST /api/chat/{id}/stop``        Stop: cancel the chat's reply, wherever it runs →
+                                    ``{"stopped": bool}``
 ``POST /api/agui``                  the same engine and tools for AG-UI clients
 ==================================  =====================================================
 
-A reply's upstream request is cancelled when its last viewer leaves (Stop in the page
-aborts the POST). Serve it with ``handler_cancellation=True``, as :func:`start` does.
+Replies run in a relay (:mod:`rx_allm.ui.rooms`): a tab closing or reloading never stops
+one, the page's Stop posts to the stop route (and aborts its own request). With a
+:class:`~rx_allm.relay.RedisRelay` and a :class:`~rx_allm.ui.rooms.RedisRoomStore`,
+several worker processes serve one chat app. Serve it with ``handler_cancellation=True``,
+as :func:`start` does.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from reactivex import operators as ops
 
 from rx_allm.engine import Engine
 from rx_allm.errors import RxAllmError
+from rx_allm.relay import RelayEntry
 from rx_allm.ui.ai_sdk import AI_SDK_HEADERS, ai_sdk_sse
 from rx_allm.ui.ai_sdk_messages import messages_from_ai_sdk
 from rx_allm.ui.handlers import ag_ui_handler, refused, stream_sse
@@ -37,10 +44,15 @@ ROOMS = web.AppKey("rooms", Rooms)
 STATIC = resources.files("rx_allm.ui").joinpath("static")
 
 
-def make_chat_app(engine: Engine, *, tools: Sequence[Any] = (), **opts: Any) -> web.Application:
-    """The chat app for ``engine`` (``tools`` run on the server; ``opts`` go to every call)."""
+def make_chat_app(
+    engine: Engine, *, tools: Sequence[Any] = (), rooms: Rooms | None = None, **opts: Any
+) -> web.Application:
+    """The chat app for ``engine`` (``tools`` run on the server; ``opts`` go to every call).
+
+    ``rooms`` holds the chats and runs the replies (default: in this process).
+    """
     app = web.Application()
-    rooms = app[ROOMS] = Rooms()
+    rooms = app[ROOMS] = rooms or Rooms()
     info = describe(engine, opts)
 
     async def send(request: web.Request) -> web.StreamResponse:
@@ -52,21 +64,24 @@ def make_chat_app(engine: Engine, *, tools: Sequence[Any] = (), **opts: Any) -> 
             return refused(error)
         sent = json.loads(body)
         chat_id = sent.get("id") if isinstance(sent.get("id"), str) else secrets.token_hex(6)
-        room = rooms.start(chat_id, sent["messages"], events)
-        return await _watch(request, room, info)
+        room = await rooms.start(chat_id, sent["messages"], events)
+        return await _watch(request, rooms, room, info)
 
     async def follow(request: web.Request) -> web.StreamResponse:
-        room = rooms.get(request.match_info["id"])
+        room = await rooms.get(request.match_info["id"])
         if room is None:
             return web.Response(status=204)
-        return await _watch(request, room, info)
+        return await _watch(request, rooms, room, info)
 
     async def history(request: web.Request) -> web.Response:
-        room = rooms.get(request.match_info["id"])
+        room = await rooms.get(request.match_info["id"])
         return web.json_response({"messages": room.messages if room is not None else []})
 
+    async def stop(request: web.Request) -> web.Response:
+        return web.json_response({"stopped": await rooms.stop(request.match_info["id"])})
+
     async def stop_all(app: web.Application) -> None:
-        rooms.stop_all()
+        await rooms.close()
 
     app.router.add_get("/", _page)
 
@@ -77,17 +92,23 @@ def make_chat_app(engine: Engine, *, tools: Sequence[Any] = (), **opts: Any) -> 
     app.router.add_post("/api/chat", send)
     app.router.add_get("/api/chat/{id}", history)
     app.router.add_get("/api/chat/{id}/stream", follow)
+    app.router.add_post("/api/chat/{id}/stop", stop)
     app.router.add_post("/api/agui", ag_ui_handler(engine, tools=tools, **opts))
     app.router.add_static("/assets", str(STATIC.joinpath("assets")))
     app.on_shutdown.append(stop_all)
     return app
 
 
-async def _watch(request: web.Request, room: Room, info: dict[str, Any]) -> web.StreamResponse:
-    frames = ai_sdk_sse(room.generation.watch(), message_id=room.message_id, metadata=info)
+async def _watch(request: web.Request, rooms: Rooms, room: Room, info: dict[str, Any]) -> web.StreamResponse:
+    events = rooms.relay.observe(room.generation_id).pipe(ops.map(_event))
+    frames = ai_sdk_sse(events, message_id=room.message_id, metadata=info)
     return await stream_sse(request, frames, AI_SDK_HEADERS)
 
 
 async def _page(request: web.Request) -> web.Response:
     page = STATIC.joinpath("index.html").read_bytes()
     return web.Response(body=page, content_type="text/html", charset="utf-8")
+
+
+def _event(entry: RelayEntry) -> Any:
+    return entry.event

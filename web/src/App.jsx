@@ -1,6 +1,7 @@
 // The chat page of `rx-allm serve`: useChat from @ai-sdk/react with its default transport
 // (POST /api/chat, resume with GET /api/chat/<id>/stream). A tab opened on the page's
 // share link (#<chat id>) loads the conversation and follows the running generation.
+// Closing or reloading a tab never stops a reply; Stop asks the server to (any worker).
 import { useEffect, useState } from "react";
 import { useChat } from "@ai-sdk/react";
 import { Part } from "./Part.jsx";
@@ -44,6 +45,11 @@ function Chat({ id, history, follow }) {
   const [input, setInput] = useState("");
   const busy = status === "submitted" || status === "streaming";
 
+  function stopReply() {
+    fetch(`api/chat/${encodeURIComponent(id)}/stop`, { method: "POST" }).catch(() => {});
+    stop();
+  }
+
   function submit(event) {
     event.preventDefault();
     if (!input.trim() || busy) return;
@@ -78,7 +84,7 @@ function Chat({ id, history, follow }) {
           }}
         />
         <button type="submit" id="send" disabled={busy}>Send</button>
-        <button type="button" id="stop" disabled={!busy} onClick={() => stop()}>Stop</button>
+        <button type="button" id="stop" disabled={!busy} onClick={stopReply}>Stop</button>
       </form>
       <p className="share">
         Open <a href={`#${id}`} target="_blank" rel="noreferrer" id="share">this conversation</a> in another
