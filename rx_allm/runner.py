@@ -84,9 +84,7 @@ def event_filter(
 def _keep(text_deltas: bool, tool_deltas: bool, raw_chunks: bool) -> Callable[[Event], bool]:
     # One predicate per combination of the three flags, built once.
     dropped = frozenset(
-        name
-        for name, drop in (("text_delta", not text_deltas), ("tool_call_delta", not tool_deltas))
-        if drop
+        name for name, drop in (("text_delta", not text_deltas), ("tool_call_delta", not tool_deltas)) if drop
     )
     if raw_chunks:
         return lambda event: event.type not in dropped
