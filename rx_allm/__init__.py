@@ -11,10 +11,18 @@ Quick start::
 
 from rx_allm import providers
 from rx_allm._connections import close_session
+from rx_allm._sse import DEFAULT_MAX_EVENT_BYTES
 from rx_allm.adapter import StreamAdapter, StreamOptions
 from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine, register_adapter
-from rx_allm.errors import AdapterError, EngineError, RxAllmError, StreamError, ValidationError
+from rx_allm.errors import (
+    AdapterError,
+    BlockingCallError,
+    EngineError,
+    RxAllmError,
+    StreamError,
+    ValidationError,
+)
 from rx_allm.events import (
     Event,
     MessageCompleted,
@@ -48,7 +56,9 @@ from rx_allm.runner import collect, generate, generate_sync, stream_generate
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
     "AdapterError",
+    "BlockingCallError",
     "Engine",
     "EngineError",
     "Event",

@@ -28,13 +28,14 @@ from typing import Protocol
 
 import aiohttp
 import reactivex
+from aiohttp.http_writer import StreamWriter
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from rx_allm._classify import ErrorDialect, http_error
 from rx_allm._connections import session_for_loop
-from rx_allm._loop import call_on_loop, loop_for_subscription
-from rx_allm._sse import SSEDecoder, SSEEvent
+from rx_allm._loop import call_on_loop, loop_for_subscription, refuse_blocking_run
+from rx_allm._sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
 from rx_allm.errors import AdapterError, RxAllmError, StreamError
 from rx_allm.events import Event
 
@@ -78,6 +79,8 @@ class HttpCall:
     dialect: ErrorDialect
     stream_timeout: float = 60.0
     request_timeout: float = 60.0
+    total_timeout: float | None = None
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     session: aiohttp.ClientSession | None = field(default=None, repr=False)
 
     @property
@@ -91,6 +94,7 @@ def http_stream(call: HttpCall) -> Observable[Event]:
     def subscribe(
         observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        refuse_blocking_run(scheduler)
         stream = _HttpStream(call, observer, loop_for_subscription())
         call_on_loop(stream.loop, stream.start)
         return Disposable(stream.dispose)
@@ -99,7 +103,7 @@ def http_stream(call: HttpCall) -> Observable[Event]:
 
 
 class _SubscriberFailed(Exception):
-    """The subscriber's own callback raised; the stream stops without another notification."""
+    """The subscriber's own callback raised; the stream stops (see :meth:`_HttpStream._subscriber_failed`)."""
 
 
 class _HttpStream:
@@ -119,6 +123,8 @@ class _HttpStream:
         self.timer: asyncio.Handle | None = None
         self.receiving = False  # headers arrived: the stream timeout applies
         self.last_activity = 0.0
+        self.deadline: float | None = None  # total_timeout's, on the loop's clock
+        self.request_deadline = 0.0
         self.reading_tail = False  # completed: only the body's tail is being read, for reuse
 
     # -- lifecycle ---------------------------------------------------------------
@@ -128,7 +134,11 @@ class _HttpStream:
         self.task = self.loop.create_task(self._run())
         _running.add(self.task)
         self.task.add_done_callback(_running.discard)
-        self.timer = self.loop.call_at(self.loop.time() + self.call.request_timeout, self._check_timer)
+        now = self.loop.time()
+        self.request_deadline = now + self.call.request_timeout
+        if self.call.total_timeout is not None:
+            self.deadline = now + self.call.total_timeout
+        self.timer = self.loop.call_at(self._due()[0], self._check_timer)
 
     def dispose(self) -> None:
         call_on_loop(self.loop, self._cancel)
@@ -159,27 +169,34 @@ class _HttpStream:
             self.timer.cancel()
         self.timer = None if self.ended else self.loop.call_at(when, self._check_timer)
 
+    def _due(self) -> tuple[float, str]:
+        """The next deadline on the loop's clock, and which limit it is."""
+        if self.receiving:
+            due, limit = self.last_activity + self.call.stream_timeout, "stream_timeout"
+        else:
+            due, limit = self.request_deadline, "request_timeout"
+        if self.deadline is not None and self.deadline <= due:
+            return self.deadline, "total_timeout"
+        return due, limit
+
     def _check_timer(self, confirm: bool = False) -> None:
         self.timer = None
         if self.ended:
             return
-        now = self.loop.time()
-        if self.receiving:
-            due = self.last_activity + self.call.stream_timeout
-            if now < due:
-                self.timer = self.loop.call_at(due, self._check_timer)
-                return
+        due, limit = self._due()
+        if self.loop.time() < due:
+            self.timer = self.loop.call_at(due, self._check_timer)
+            return
         if not confirm:  # the I/O of this iteration (processed before timers) wakes the reader first
             self.timer = self.loop.call_soon(self._check_timer, True)
             return
-        if self.receiving:
-            message = (
-                f"no data from {self.call.dialect.label} for {self.call.stream_timeout:g}s (stream_timeout)"
-            )
+        label = self.call.dialect.label
+        if limit == "total_timeout":
+            message = f"the {label} stream did not end within {self.call.total_timeout:g}s (total_timeout)"
+        elif limit == "stream_timeout":
+            message = f"no data from {label} for {self.call.stream_timeout:g}s (stream_timeout)"
         else:
-            message = (
-                f"no response headers from {self.call.dialect.label} within {self.call.request_timeout:g}s"
-            )
+            message = f"no response headers from {label} within {self.call.request_timeout:g}s"
         self.timeout_error = AdapterError("timeout", message, provider=self.call.provider)
         if self.task is not None:
             self.task.cancel()
@@ -187,14 +204,21 @@ class _HttpStream:
     # -- the exchange ----------------------------------------------------------
     async def _run(self) -> None:
         error: RxAllmError | None = None
-        clean = False
+        clean = cancelled = False
         try:
             await self._exchange()
             clean = True
         except asyncio.CancelledError:
-            if self.timeout_error is None:
+            if self.ended:
                 return  # disposed
-            error = self.timeout_error
+            # Not by us: the loop is shutting down (``asyncio.run`` returning) or someone
+            # cancelled the task. The subscriber still gets a terminal notification.
+            cancelled = self.timeout_error is None
+            error = self.timeout_error or StreamError(
+                "cancelled",
+                f"the {self.call.dialect.label} stream's task was cancelled (its event loop shut down?)",
+                provider=self.call.provider,
+            )
         except _SubscriberFailed:
             return
         except RxAllmError as exc:
@@ -217,6 +241,8 @@ class _HttpStream:
             pass
         if clean:
             await self._read_tail()
+        elif cancelled:
+            raise asyncio.CancelledError
 
     async def _read_tail(self) -> None:
         """Read what is left of a completed body (normally nothing) so the connection is reused."""
@@ -244,20 +270,28 @@ class _HttpStream:
             else:
                 response.close()
 
-    async def _exchange(self) -> None:
+    async def _post(self) -> aiohttp.ClientResponse:
+        """Send the request; once more on a new connection if a pooled one refused the first byte."""
         call = self.call
         session = call.session or await session_for_loop()
-        response = await session.post(
-            call.url,
-            data=call.body,
-            headers=call.headers,
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=None),  # the request timer bounds connect and headers
-        )
+        try:
+            return await _post_once(session, call)
+        except (aiohttp.ClientError, OSError) as exc:
+            if self.ended or not _nothing_sent(exc):
+                raise
+            logger.debug(
+                "rx_allm: %s: a pooled connection was closed before the request left; resending",
+                call.provider,
+            )
+        return await _post_once(session, call)
+
+    async def _exchange(self) -> None:
+        call = self.call
+        response = await self._post()
         self.response = response
         self.receiving = True
         self.last_activity = self.loop.time()
-        self._rearm(self.last_activity + call.stream_timeout)  # the request timer may be due much later
+        self._rearm(self._due()[0])  # the request timer may be due much later
         if response.status >= 300:
             body = await _read_capped(response.content, _MAX_ERROR_BODY)
             raise http_error(call.dialect, response.status, body, response.headers)
@@ -270,7 +304,7 @@ class _HttpStream:
                 status=response.status,
             )
         mapper = call.new_mapper(self.out.append)
-        decoder = SSEDecoder(provider=call.provider)
+        decoder = SSEDecoder(call.max_event_bytes, provider=call.provider)
         loop = self.loop
         mapper.start()
         async for chunk in response.content.iter_chunked(_READ_SIZE):
@@ -314,10 +348,22 @@ class _HttpStream:
             self._subscriber_failed(exc)
 
     def _subscriber_failed(self, exc: Exception) -> None:
-        self.ended = True
-        logger.error(
-            "rx_allm: a subscriber of a %s stream raised; stream stopped", self.call.provider, exc_info=exc
-        )
+        """A subscriber's callback raised: the request stops, and the exception becomes the terminal
+        ``on_error`` (as ``do_action``'s do), so the other sinks of a shared stream end too."""
+        delivered = False
+        if not self.ended:
+            self.ended = True
+            try:
+                self.observer.on_error(exc)
+                delivered = True
+            except Exception:  # its on_error raised as well (or there is none): nothing left to tell
+                pass
+        if not delivered:
+            logger.error(
+                "rx_allm: a subscriber of a %s stream raised; stream stopped",
+                self.call.provider,
+                exc_info=exc,
+            )
         raise _SubscriberFailed from exc
 
 
@@ -332,6 +378,39 @@ async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+async def _post_once(session: aiohttp.ClientSession, call: HttpCall) -> aiohttp.ClientResponse:
+    return await session.post(
+        call.url,
+        data=call.body,
+        headers=call.headers,
+        allow_redirects=False,
+        timeout=aiohttp.ClientTimeout(total=None),  # the request timer bounds connect and headers
+    )
+
+
+_CLOSING = "Cannot write to closing transport"
+# aiohttp versions that hold the headers back and write them with the body's first bytes:
+# there, a refused body write means nothing of the request left.
+_HEADERS_WITH_BODY = hasattr(StreamWriter, "_send_headers_with_payload")
+
+
+def _nothing_sent(exc: BaseException) -> bool:
+    """True when aiohttp refused the request's first write: the connection was already closing.
+
+    That is the keep-alive race (the server closed an idle pooled connection), and no byte of
+    the request reached the server, so sending it on a new connection cannot duplicate it.
+    """
+    if isinstance(exc, ConnectionResetError) and str(exc) == _CLOSING:
+        return True  # the write of the headers, the request's first bytes
+    cause = exc.__cause__
+    return (
+        _HEADERS_WITH_BODY
+        and isinstance(exc, aiohttp.ClientOSError)
+        and isinstance(cause, ConnectionResetError)
+        and str(cause) == _CLOSING
+    )
 
 
 def _transport_error(call: HttpCall, exc: BaseException, receiving: bool) -> AdapterError:

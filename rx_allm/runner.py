@@ -25,7 +25,7 @@ from typing import Any
 from reactivex import Observable
 from reactivex import operators as ops
 
-from rx_allm._loop import call_on_loop, running_loop
+from rx_allm._loop import call_on_loop, refuse_blocking
 from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine
 from rx_allm.events import Event
@@ -125,8 +125,7 @@ async def generate(engine: Engine, request: Request, **options: Any) -> Response
 
 def generate_sync(engine: Engine, request: Request, **options: Any) -> Response:
     """:func:`generate` for synchronous code (HTTP runs on the library's background loop)."""
-    if running_loop() is not None:
-        raise RuntimeError("generate_sync() would block the running event loop; use `await generate(...)`")
+    refuse_blocking("generate_sync()")
     options.setdefault("request_id", new_request_id())
     collector = StreamCollector(options["request_id"])
     finished = threading.Event()

@@ -49,7 +49,9 @@ def blocking_calls(emulator: ProviderEmulator) -> dict[str, Callable[[], Any]]:
 
 
 @pytest.mark.parametrize("name", ["run", "generate_sync"])
-def test_a_blocking_call_inside_on_next_on_the_background_loop_refuses(emu: ProviderEmulator, name: str) -> None:
+def test_a_blocking_call_inside_on_next_on_the_background_loop_refuses(
+    emu: ProviderEmulator, name: str
+) -> None:
     call = blocking_calls(emu)[name]
     outcomes: list[Any] = []
     where: list[str] = []
@@ -63,7 +65,9 @@ def test_a_blocking_call_inside_on_next_on_the_background_loop_refuses(emu: Prov
                 outcomes.append(exc)
 
     def outer() -> None:
-        outcomes.append(allm.stream_generate(engine(emu), req()).pipe(ops.do_action(on_next), ops.to_list()).run())
+        outcomes.append(
+            allm.stream_generate(engine(emu), req()).pipe(ops.do_action(on_next), ops.to_list()).run()
+        )
 
     thread = threading.Thread(target=outer, daemon=True)
     thread.start()

@@ -25,7 +25,9 @@ WAIT = 20.0
 
 
 def engine(base_url: str) -> allm.Engine:
-    return allm.Engine(adapter="openai", model="gpt-4o-mini", adapter_opts={"base_url": base_url, "api_key": KEY})
+    return allm.Engine(
+        adapter="openai", model="gpt-4o-mini", adapter_opts={"base_url": base_url, "api_key": KEY}
+    )
 
 
 def req() -> allm.Request:
@@ -46,7 +48,9 @@ async def trickle(conn: Conn) -> None:
 @pytest.mark.asyncio
 async def test_total_timeout_ends_a_trickling_stream() -> None:
     async with RawServer(trickle) as server:
-        events = allm.stream_generate(engine(f"{server.url}/v1"), req(), stream_timeout=5.0, total_timeout=0.3)
+        events = allm.stream_generate(
+            engine(f"{server.url}/v1"), req(), stream_timeout=5.0, total_timeout=0.3
+        )
         rec = await record(events, WAIT)
     assert isinstance(rec.error, allm.AdapterError), rec.error
     assert rec.error.reason == "timeout"
@@ -96,7 +100,9 @@ def test_asyncio_run_ending_mid_stream_delivers_cancelled() -> None:
             started.set()
 
         allm.stream_generate(engine(url), req()).subscribe(
-            on_next=on_next, on_error=notifications.append, on_completed=lambda: notifications.append("completed")
+            on_next=on_next,
+            on_error=notifications.append,
+            on_completed=lambda: notifications.append("completed"),
         )
         await started.wait()
         # returning now: asyncio.run cancels the stream's task and closes the loop

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ async def test_healthy_sinks_end_when_one_sink_raises(adapter: str, position: st
         await asyncio.sleep(0)  # the collect tasks subscribe
         with caplog.at_level(logging.ERROR, logger="rx_allm"):
             connection = shared.connect()
-            done, pending = await asyncio.wait([*futures, *collected], timeout=WAIT)
+            _, pending = await asyncio.wait([*futures, *collected], timeout=WAIT)
         assert not pending, "a healthy sink never got its terminal notification"
         for future in futures:
             assert isinstance(future.exception(), SinkFailed)
@@ -99,6 +100,7 @@ def _load_example(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"example_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 

@@ -35,7 +35,7 @@ pytestmark = [
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.server.ports.append(self.client_address[1])  # type: ignore[attr-defined]
         self.send_response(200)
@@ -62,7 +62,9 @@ def server() -> Iterator[http.server.ThreadingHTTPServer]:
 
 def engine(httpd: http.server.ThreadingHTTPServer) -> allm.Engine:
     url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    return allm.Engine(adapter="openai", model="gpt-4o-mini", adapter_opts={"base_url": url, "api_key": "sk-fork-0123456789"})
+    return allm.Engine(
+        adapter="openai", model="gpt-4o-mini", adapter_opts={"base_url": url, "api_key": "sk-fork-0123456789"}
+    )
 
 
 def generate(httpd: http.server.ThreadingHTTPServer) -> str:
@@ -103,7 +105,9 @@ def test_os_fork_child_streams_over_its_own_connection(server: http.server.Threa
 
 def _child_stream(port: int, queue: multiprocessing.Queue[str]) -> None:
     url = f"http://127.0.0.1:{port}/v1"
-    eng = allm.Engine(adapter="openai", model="gpt-4o-mini", adapter_opts={"base_url": url, "api_key": "sk-fork-0123456789"})
+    eng = allm.Engine(
+        adapter="openai", model="gpt-4o-mini", adapter_opts={"base_url": url, "api_key": "sk-fork-0123456789"}
+    )
     queue.put(allm.generate_sync(eng, allm.request([allm.user("hi")])).output_text)
 
 

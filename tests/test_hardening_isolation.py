@@ -35,4 +35,6 @@ async def test_a_set_cookie_is_never_sent_back() -> None:
             "b-0123456789",
             "a-0123456789",
         ]
-        assert all("cookie" not in r.headers for r in emulator.requests), [r.headers for r in emulator.requests]
+        assert all("cookie" not in r.headers for r in emulator.requests), [
+            r.headers for r in emulator.requests
+        ]

@@ -20,7 +20,7 @@ from conftest import connections, record
 from raw_http import Conn, RawServer
 
 import rx_allm as allm
-from rx_allm.sessions import session_for_loop
+from rx_allm._connections import session_for_loop
 
 BODY = (Path(__file__).parent / "fixtures" / "wire" / "openai_text.sse").read_bytes()
 WAIT = 10.0
@@ -48,7 +48,9 @@ class ThreadedServer:
 
 def engine(url: str) -> allm.Engine:
     return allm.Engine(
-        adapter="openai", model="gpt-4o-mini", adapter_opts={"base_url": f"{url}/v1", "api_key": "sk-keepalive-0123456789"}
+        adapter="openai",
+        model="gpt-4o-mini",
+        adapter_opts={"base_url": f"{url}/v1", "api_key": "sk-keepalive-0123456789"},
     )
 
 
@@ -78,7 +80,7 @@ async def test_a_stale_pooled_connection_is_replaced_before_any_byte_is_sent() -
 
     async def handler(conn: Conn) -> None:
         number = len(server.conns)
-        while (request := await conn.read_request()) is not None:
+        while await conn.read_request() is not None:
             requests.append(number)
             await answer(conn)
             if number == 1:  # close the first connection while it is idle, on cue, without notice
@@ -105,7 +107,7 @@ async def test_a_request_the_server_read_is_never_sent_again() -> None:
     requests: list[int] = []
 
     async def handler(conn: Conn) -> None:
-        while (request := await conn.read_request()) is not None:
+        while await conn.read_request() is not None:
             requests.append(len(requests) + 1)
             if len(requests) == 1:
                 await answer(conn)

@@ -51,7 +51,12 @@ def visible(error: BaseException) -> str:
 async def test_echoed_forms_of_a_padded_key_are_masked(padding: str) -> None:
     key = canary()
     echoes = forms(key)
-    body = {"error": {"message": " | ".join(f"{name}={text}" for name, text in echoes.items()), "type": "invalid_request_error"}}
+    body = {
+        "error": {
+            "message": " | ".join(f"{name}={text}" for name, text in echoes.items()),
+            "type": "invalid_request_error",
+        }
+    }
     async with ProviderEmulator([Reply(status=401, error_body=json.dumps(body))]) as emulator:
         engine = allm.Engine(
             adapter="openai",
@@ -70,7 +75,9 @@ async def test_echoed_forms_of_a_padded_key_are_masked(padding: str) -> None:
 @pytest.mark.parametrize("key", ["sk-abc def-0123456789", "canary\t9f3a1c7e5b2d", "canary\u00a09f3a1c7e5b2d"])
 def test_a_key_with_inner_whitespace_is_refused_before_any_request(key: str) -> None:
     engine = allm.Engine(
-        adapter="openai", model="gpt-4o-mini", adapter_opts={"base_url": "http://127.0.0.1:9/v1", "api_key": key}
+        adapter="openai",
+        model="gpt-4o-mini",
+        adapter_opts={"base_url": "http://127.0.0.1:9/v1", "api_key": key},
     )
     with pytest.raises(allm.ValidationError) as info:
         allm.stream_generate(engine, allm.request([allm.user("hi")]))
@@ -79,7 +86,7 @@ def test_a_key_with_inner_whitespace_is_refused_before_any_request(key: str) -> 
 
 
 def test_thousands_of_remembered_keys_are_each_masked() -> None:
-    from rx_allm.redact import redact, remember_secret
+    from rx_allm._redact import redact, remember_secret
 
     keys = [f"tenant-{i:05d}-{secrets.token_hex(10)}" for i in range(20_000)]
     for key in keys:

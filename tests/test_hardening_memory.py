@@ -24,7 +24,9 @@ PIECE = 64 * 1024
 
 
 def engine(url: str) -> allm.Engine:
-    return allm.Engine(adapter="openai", model="gpt-4o-mini", adapter_opts={"base_url": f"{url}/v1", "api_key": KEY})
+    return allm.Engine(
+        adapter="openai", model="gpt-4o-mini", adapter_opts={"base_url": f"{url}/v1", "api_key": KEY}
+    )
 
 
 def endless(kind: str) -> Any:
@@ -56,7 +58,10 @@ def endless(kind: str) -> Any:
 @pytest.mark.parametrize("kind", ["line", "data_lines", "gzip_line", "gzip_data_lines"])
 async def test_an_endless_event_ends_the_stream_at_the_configured_limit(kind: str) -> None:
     async with RawServer(endless(kind)) as server:
-        rec = await record(allm.stream_generate(engine(server.url), allm.request([allm.user("hi")]), max_event_bytes=MiB), 30.0)
+        rec = await record(
+            allm.stream_generate(engine(server.url), allm.request([allm.user("hi")]), max_event_bytes=MiB),
+            30.0,
+        )
         sent = server.conns[0].sent
     assert isinstance(rec.error, allm.StreamError), rec.error
     assert rec.error.reason == "malformed_event"
@@ -77,5 +82,7 @@ async def test_the_default_limit_applies_to_a_gzip_bomb() -> None:
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "big"])
 def test_max_event_bytes_must_be_a_positive_integer(value: Any) -> None:
     with pytest.raises(allm.ValidationError) as info:
-        allm.stream_generate(engine("http://127.0.0.1:9"), allm.request([allm.user("hi")]), max_event_bytes=value)
+        allm.stream_generate(
+            engine("http://127.0.0.1:9"), allm.request([allm.user("hi")]), max_event_bytes=value
+        )
     assert ("max_event_bytes", "must_be_positive_int") in info.value.errors
