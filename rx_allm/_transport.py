@@ -28,7 +28,6 @@ from typing import Protocol
 
 import aiohttp
 import reactivex
-from aiohttp.http_writer import StreamWriter
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
@@ -271,19 +270,20 @@ class _HttpStream:
                 response.close()
 
     async def _post(self) -> aiohttp.ClientResponse:
-        """Send the request; once more on a new connection if a pooled one refused the first byte."""
+        """Send the request (once: never again, whatever happens to it)."""
         call = self.call
         session = call.session or await session_for_loop()
-        try:
-            return await _post_once(session, call)
-        except (aiohttp.ClientError, OSError) as exc:
-            if self.ended or not _nothing_sent(exc):
-                raise
-            logger.debug(
-                "rx_allm: %s: a pooled connection was closed before the request left; resending",
-                call.provider,
-            )
-        return await _post_once(session, call)
+        # One loop iteration first: a pooled connection the server closed while it sat idle,
+        # whose close the loop has not read yet (it was busy), is then marked closed and
+        # left out of the pool, instead of carrying this request into a closed socket.
+        await asyncio.sleep(0)
+        return await session.post(
+            call.url,
+            data=call.body,
+            headers=call.headers,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=None),  # the request timer bounds connect and headers
+        )
 
     async def _exchange(self) -> None:
         call = self.call
@@ -378,39 +378,6 @@ async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
-
-
-async def _post_once(session: aiohttp.ClientSession, call: HttpCall) -> aiohttp.ClientResponse:
-    return await session.post(
-        call.url,
-        data=call.body,
-        headers=call.headers,
-        allow_redirects=False,
-        timeout=aiohttp.ClientTimeout(total=None),  # the request timer bounds connect and headers
-    )
-
-
-_CLOSING = "Cannot write to closing transport"
-# aiohttp versions that hold the headers back and write them with the body's first bytes:
-# there, a refused body write means nothing of the request left.
-_HEADERS_WITH_BODY = hasattr(StreamWriter, "_send_headers_with_payload")
-
-
-def _nothing_sent(exc: BaseException) -> bool:
-    """True when aiohttp refused the request's first write: the connection was already closing.
-
-    That is the keep-alive race (the server closed an idle pooled connection), and no byte of
-    the request reached the server, so sending it on a new connection cannot duplicate it.
-    """
-    if isinstance(exc, ConnectionResetError) and str(exc) == _CLOSING:
-        return True  # the write of the headers, the request's first bytes
-    cause = exc.__cause__
-    return (
-        _HEADERS_WITH_BODY
-        and isinstance(exc, aiohttp.ClientOSError)
-        and isinstance(cause, ConnectionResetError)
-        and str(cause) == _CLOSING
-    )
 
 
 def _transport_error(call: HttpCall, exc: BaseException, receiving: bool) -> AdapterError:

@@ -2,10 +2,10 @@
 
 The server closes an idle keep-alive connection without having said ``Connection: close``,
 and the client takes that connection for its next request before its loop has read the
-close (the loop was busy). No byte of the request can have reached the server when the
-write is refused on a closing connection, so the library sends it once on a fresh
-connection. A request whose bytes did reach the server (the server read it, then closed
-without answering) is never sent again: it ends with ``AdapterError("network_error")``.
+close (the loop was busy). The transport lets the loop read that close before it takes a
+connection, so the request goes out once, on a new connection. A request whose bytes did
+reach the server (the server read it, then closed without answering) is never sent again:
+it ends with ``AdapterError("network_error")``.
 """
 
 from __future__ import annotations
