@@ -28,6 +28,7 @@ CASES = [
         ["rx_allm", "bare_aiohttp", "chunks/s", "targets:"],
     ),
     ("cancellation.py", ["--streams", "3"], ["rx_allm", "3/3", "p99 ms", "target"]),
+    ("secret_registry.py", ["--sizes", "10", "200"], ["us/register (median)", "bytes/key", "target"]),
     ("first_event.py", ["--requests", "3", "--chunks", "5"], ["rx_allm", "bare_aiohttp", "library overhead"]),
     (
         "scale.py",
