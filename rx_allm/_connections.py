@@ -19,15 +19,14 @@ import asyncio
 import os
 import weakref
 from collections.abc import AsyncGenerator
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from rx_allm._loop import on_background_shutdown
 
+if TYPE_CHECKING:  # aiohttp is imported on first use: ``import rx_allm`` stays light
+    import aiohttp
 
-#: The cap on the library session's open connections per event loop: 1,024, or half the
-#: process's file-descriptor limit if that is lower, so a burst of streams waits for a
-#: connection instead of exhausting the descriptors every file and socket needs.
+
 def _connection_cap() -> int:
     try:
         import resource
@@ -37,6 +36,9 @@ def _connection_cap() -> int:
     return 1024 if soft == resource.RLIM_INFINITY else min(1024, max(16, soft // 2))
 
 
+#: The cap on the library session's open connections per event loop: 1,024, or half the
+#: process's file-descriptor limit if that is lower, so a burst of streams waits for a
+#: connection instead of exhausting the descriptors every file and socket needs.
 MAX_CONNECTIONS = _connection_cap()
 
 _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
@@ -49,6 +51,8 @@ _closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[No
 
 async def session_for_loop() -> aiohttp.ClientSession:
     """The running loop's library session (created on first use)."""
+    import aiohttp
+
     loop = asyncio.get_running_loop()
     session = _sessions.get(loop)
     if session is None or session.closed:
@@ -97,3 +101,6 @@ def _forget_parent_sessions() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_parent_sessions)
+
+
+__all__ = ["close_session", "session_for_loop"]

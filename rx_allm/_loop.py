@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from reactivex.abc import SchedulerBase
+from reactivex.abc import DisposableBase, SchedulerBase
 from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
 from rx_allm.errors import BlockingCallError
@@ -118,6 +118,16 @@ def call_on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> Non
         loop.call_soon_threadsafe(fn)
 
 
+def block_until(finished: threading.Event, subscription: DisposableBase) -> None:
+    """Block until ``finished`` is set; an exception meanwhile (Ctrl-C) disposes ``subscription``."""
+    try:
+        while not finished.wait(0.1):
+            pass
+    except BaseException:
+        subscription.dispose()
+        raise
+
+
 @atexit.register
 def _stop_background() -> None:
     loop, thread = _background, _thread
@@ -146,3 +156,16 @@ def _forget_parent_loop() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_parent_loop)
+
+
+__all__ = [
+    "background_loop",
+    "block_until",
+    "call_on_loop",
+    "default_scheduler",
+    "loop_for_subscription",
+    "on_background_shutdown",
+    "refuse_blocking",
+    "refuse_blocking_run",
+    "running_loop",
+]

@@ -31,7 +31,7 @@ AdapterReason = Literal[
     "unknown",
 ]
 StreamReason = Literal["cancelled", "timeout", "malformed_event", "adapter_error", "truncated", "unknown"]
-ValidationReason = Literal["invalid_request", "invalid_message", "invalid_tool"]
+ValidationReason = Literal["invalid_request", "invalid_message", "invalid_tool", "invalid_output"]
 EngineReason = Literal["missing_adapter", "missing_stream_adapter", "missing_model", "invalid_engine"]
 
 
@@ -214,9 +214,19 @@ class StreamError(RxAllmError):
         self.event_index = event_index
         super().__init__(reason, message, provider=provider, cause=cause, metadata=metadata)
 
+    @classmethod
+    def wrap(cls, error: BaseException, provider: str | None = None) -> StreamError:
+        """An untyped failure as ``StreamError("unknown")``, the original kept as ``cause``."""
+        return cls("unknown", f"unexpected {type(error).__name__}: {error}", provider=provider, cause=error)
+
 
 class ValidationError(RxAllmError):
-    """A request refused before any I/O; ``errors`` lists ``(field path, reason)``."""
+    """Bad input, with ``errors`` listing ``(field path, reason)``.
+
+    A request refused before any I/O (``invalid_request``, ``invalid_message``,
+    ``invalid_tool``), or a model's structured output that does not validate
+    (``invalid_output``, see :func:`rx_allm.partial_output`).
+    """
 
     kind = "validation"
     reasons = frozenset(get_args(ValidationReason))

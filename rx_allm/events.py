@@ -1,7 +1,8 @@
 """The event vocabulary: immutable pydantic models discriminated by ``type``.
 
 Payload fields are open for additions; adding a new ``type`` is a breaking change.
-``parse_event`` turns the JSON form (``event.model_dump(mode="json")``) back into
+Eight stream events come from adapters; seven orchestration events come from the chat
+layer (:mod:`rx_allm.chat`). ``parse_event`` turns the JSON form (``event.model_dump(mode="json")``) back into
 the typed event.
 """
 
@@ -11,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from rx_allm.models import FinishReason, Message, Usage
+from rx_allm.conversation import ChatResult, Thread, ToolOutcome
+from rx_allm.models import FinishReason, Message, Response, ToolCall, Usage
 
 
 class _Event(BaseModel):
@@ -68,6 +70,15 @@ class ToolCallCompleted(_Event):
     raw_arguments: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @classmethod
+    def from_call(cls, call: ToolCall) -> ToolCallCompleted:
+        """The event announcing ``call`` (the two share their fields)."""
+        return cls.model_validate(call, from_attributes=True)
+
+    def to_call(self) -> ToolCall:
+        """The :class:`~rx_allm.models.ToolCall` this event completes."""
+        return ToolCall.model_validate(self, from_attributes=True)
+
 
 class RawChunk(_Event):
     """Provider extras; ``kind="usage"`` carries a :class:`~rx_allm.models.Usage`."""
@@ -92,6 +103,70 @@ class MessageCompleted(_Event):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+# -- orchestration events (the chat layer, rx_allm.chat) -----------------------------------
+class ToolExecutionStarted(_Event):
+    """A tool call of the model is executed (emitted with its two companions)."""
+
+    type: Literal["tool_execution_started"] = "tool_execution_started"
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolExecutionCompleted(_Event):
+    """A tool call ended: its JSON-ready ``result`` (an error description when ``is_error``)."""
+
+    type: Literal["tool_execution_completed"] = "tool_execution_completed"
+    id: str
+    name: str
+    result: Any = None
+    is_error: bool = False
+
+
+class ToolResultEncoded(_Event):
+    """The tool message ``content`` sent back to the model for call ``id``."""
+
+    type: Literal["tool_result_encoded"] = "tool_result_encoded"
+    id: str
+    content: str
+
+
+class AskUserRequested(_Event):
+    """A tool raised ``AskUser``: the chat halts awaiting the user's answer."""
+
+    type: Literal["ask_user_requested"] = "ask_user_requested"
+    tool_call_id: str
+    tool_name: str
+    question: str
+    opts: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolHalt(_Event):
+    """A tool returned ``Halt(reason, result)``: the chat halts with ``reason``."""
+
+    type: Literal["tool_halt"] = "tool_halt"
+    tool_call_id: str
+    reason: str
+    result: Any = None
+
+
+class StepCompleted(_Event):
+    """Exactly once per step: the step's response and the thread after it."""
+
+    type: Literal["step_completed"] = "step_completed"
+    response: Response
+    thread: Thread
+    index: int = 0
+    tool_outcomes: list[ToolOutcome] = Field(default_factory=list)
+
+
+class ChatCompleted(_Event):
+    """Exactly once, last, when a chat ends without an error."""
+
+    type: Literal["chat_completed"] = "chat_completed"
+    result: ChatResult
+
+
 Event = Annotated[
     MessageStarted
     | TextDelta
@@ -100,11 +175,18 @@ Event = Annotated[
     | ToolCallDelta
     | ToolCallCompleted
     | RawChunk
-    | MessageCompleted,
+    | MessageCompleted
+    | ToolExecutionStarted
+    | ToolExecutionCompleted
+    | ToolResultEncoded
+    | AskUserRequested
+    | ToolHalt
+    | StepCompleted
+    | ChatCompleted,
     Field(discriminator="type"),
 ]
 
-#: Tags reserved for orchestration layers; never emitted by adapters.
+#: Tags of the orchestration events (the chat layer); never emitted by adapters or ``stream_generate``.
 RESERVED_TYPES: frozenset[str] = frozenset(
     {
         "tool_execution_started",
@@ -133,16 +215,23 @@ def usage_chunk(usage: Usage) -> RawChunk:
 
 
 __all__ = [
+    "AskUserRequested",
+    "ChatCompleted",
     "Event",
     "MessageCompleted",
     "MessageStarted",
     "RESERVED_TYPES",
     "RawChunk",
+    "StepCompleted",
     "TextCompleted",
     "TextDelta",
     "ToolCallCompleted",
     "ToolCallDelta",
     "ToolCallStarted",
+    "ToolExecutionCompleted",
+    "ToolExecutionStarted",
+    "ToolHalt",
+    "ToolResultEncoded",
     "parse_event",
     "usage_chunk",
 ]

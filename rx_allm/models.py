@@ -160,3 +160,21 @@ def request(messages: list[Message], **fields: Any) -> Request:
     except pydantic.ValidationError as exc:
         errors = [(".".join(str(p) for p in e["loc"]) or "request", e["type"]) for e in exc.errors()]
         raise ValidationError("invalid_request", errors=errors) from None
+
+
+__all__ = [
+    "FinishReason",
+    "Message",
+    "Request",
+    "Response",
+    "Role",
+    "Tool",
+    "ToolCall",
+    "Usage",
+    "assistant",
+    "request",
+    "system",
+    "tool",
+    "tool_result",
+    "user",
+]

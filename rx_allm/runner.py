@@ -3,7 +3,9 @@
 ``stream_generate`` runs the pre-flight (raising before any I/O, see
 :mod:`rx_allm.preflight`), calls ``adapter.stream`` and composes exactly
 ``ops.do_action(on_event)`` and ``ops.filter(keep)`` on the adapter's Observable —
-no second wrapper, so disposal and errors propagate unchanged.
+no second wrapper, so disposal and errors propagate unchanged. (After
+:func:`rx_allm.otel.instrument`, and only then, the adapter's Observable is first
+wrapped by the tracing operator, which passes everything through.)
 
 ``on_event`` sees every adapter event, before the filters. It runs inside the
 subscriber's delivery; the runner does not catch its exceptions: one raised by
@@ -18,6 +20,7 @@ for code without a running event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +28,8 @@ from typing import Any
 from reactivex import Observable
 from reactivex import operators as ops
 
-from rx_allm._loop import call_on_loop, refuse_blocking
+from rx_allm._loop import block_until, call_on_loop, refuse_blocking
+from rx_allm.adapter import StreamOptions
 from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine
 from rx_allm.events import Event
@@ -33,6 +37,10 @@ from rx_allm.models import Request, Response
 from rx_allm.preflight import check_model, new_request_id, prepare
 
 OnEvent = Callable[[Event], Any]
+StreamHook = Callable[[Observable[Event], Any, Request, StreamOptions], Observable[Event]]
+
+#: Wraps each adapter Observable when set (by :func:`rx_allm.otel.instrument`); None costs nothing.
+stream_hook: StreamHook | None = None
 
 
 def stream_generate(
@@ -57,6 +65,8 @@ def stream_generate(
     resolved, opts = prepare(engine, request, options)
     check_model(adapter, resolved)
     source = adapter.stream(resolved, opts)
+    if stream_hook is not None:
+        source = stream_hook(source, adapter, resolved, opts)
     # ``op(source)`` is ``source.pipe(op)`` without pipe's per-call import and reduce (a few µs a call).
     if on_event is not None:
         source = ops.do_action(on_event)(source)
@@ -67,12 +77,18 @@ def event_filter(
     emit_text_deltas: bool, emit_tool_deltas: bool, include_raw_chunks: bool
 ) -> Callable[[Event], bool]:
     """The ``keep`` predicate of the three emit/include rules (usage raw chunks always pass)."""
+    return _keep(bool(emit_text_deltas), bool(emit_tool_deltas), bool(include_raw_chunks))
+
+
+@functools.cache
+def _keep(text_deltas: bool, tool_deltas: bool, raw_chunks: bool) -> Callable[[Event], bool]:
+    # One predicate per combination of the three flags, built once.
     dropped = frozenset(
         name
-        for name, drop in (("text_delta", not emit_text_deltas), ("tool_call_delta", not emit_tool_deltas))
+        for name, drop in (("text_delta", not text_deltas), ("tool_call_delta", not tool_deltas))
         if drop
     )
-    if include_raw_chunks:
+    if raw_chunks:
         return lambda event: event.type not in dropped
 
     def keep(event: Event) -> bool:
@@ -137,12 +153,7 @@ def generate_sync(engine: Engine, request: Request, **options: Any) -> Response:
     subscription = stream_generate(engine, request, **options).subscribe(
         on_next=collector.apply, on_error=fail, on_completed=finished.set
     )
-    try:
-        while not finished.wait(0.1):
-            pass
-    except BaseException:
-        subscription.dispose()
-        raise
+    block_until(finished, subscription)
     return collector.to_response()
 
 

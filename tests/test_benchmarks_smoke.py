@@ -21,6 +21,11 @@ TIMEOUT = 120  # seconds per script; together they take well under a minute
 # script, tiny arguments, text its table must contain
 CASES = [
     ("fake_overhead.py", ["--calls", "50", "--rounds", "1"], ["await generate(engine, req)", "target"]),
+    (
+        "operators.py",
+        ["--calls", "50", "--deltas", "30", "--rounds", "1"],
+        ["tracing never enabled", "imports opentelemetry: False", "partial_output(Catalog)"],
+    ),
     ("stages.py", ["--chunks", "200", "--rounds", "1"], ["SSEDecoder + StreamMapper", "us/chunk"]),
     (
         "throughput.py",
@@ -29,6 +34,8 @@ CASES = [
     ),
     ("cancellation.py", ["--streams", "3"], ["rx_allm", "3/3", "p99 ms", "target"]),
     ("secret_registry.py", ["--sizes", "10", "200"], ["us/register (median)", "bytes/key", "target"]),
+    ("ui_frames.py", ["--chunks", "300", "--rounds", "1"], ["ai_sdk_sse", "us/event", "target"]),
+    ("ui_disconnect.py", ["--streams", "2"], ["/api/chat", "/api/agui", "2/2", "p99 ms", "target"]),
     ("first_event.py", ["--requests", "3", "--chunks", "5"], ["rx_allm", "bare_aiohttp", "library overhead"]),
     (
         "scale.py",

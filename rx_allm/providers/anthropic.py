@@ -19,31 +19,29 @@ an :class:`~rx_allm.errors.AdapterError` chosen by its type.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from reactivex import Observable
 
 from rx_allm._classify import ErrorBody, ErrorDialect, error_object, in_band_error
 from rx_allm._sse import SSEEvent
-from rx_allm._transport import HttpCall, http_stream
-from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, usage_from
+from rx_allm._transport import http_stream
+from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, on, usage_from
 from rx_allm.errors import AdapterError
-from rx_allm.events import Event, MessageStarted, RawChunk, TextCompleted, ToolCallCompleted
+from rx_allm.events import Event, MessageStarted, RawChunk, TextCompleted
 from rx_allm.models import FinishReason, Message, Request, Usage
 from rx_allm.providers._request import (
     base_url,
     call_arguments,
-    json_bytes,
+    http_call,
     resolve_api_key,
     system_text,
     tool_choice_spec,
     tool_spec,
-    transport_options,
     turns,
 )
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
 
@@ -105,37 +103,51 @@ class Anthropic:
 
     name = "anthropic"
     requires_model = True
+    env_vars: tuple[str, ...] = ("ANTHROPIC_API_KEY",)
+    default_base_url = "https://api.anthropic.com"
+    default_model = "claude-haiku-4-5"
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
         """A cold Observable of one ``POST /v1/messages`` (raises for a missing key or a JSON format)."""
-        key = resolve_api_key(self.name, opts, ["ANTHROPIC_API_KEY"])
-        headers = {
-            "x-api-key": key,
-            "anthropic-version": str(opts.adapter_opts.get("anthropic_version") or DEFAULT_VERSION),
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-        }
-        call = HttpCall(
-            url=f"{base_url(opts, DEFAULT_BASE_URL)}/v1/messages",
-            body=json_bytes(build_body(request, opts)),
-            headers=headers,
-            new_mapper=AnthropicMapper,
-            dialect=DIALECT,
-            **transport_options(opts),
+        key = resolve_api_key(self.name, opts, self.env_vars)
+        check_supported(request)
+        url = f"{base_url(opts, self.default_base_url)}/v1/messages"
+        body = build_body(request, str(request.model or opts.model), opts.params)
+        headers = request_headers(key, opts.adapter_opts)
+        return http_stream(http_call(opts, url, body, headers, AnthropicMapper, DIALECT))
+
+
+def check_supported(request: Request) -> None:
+    """Refuse a JSON ``response_format``: the Messages API has none (``unsupported_feature``)."""
+    fmt = request.response_format
+    kind = fmt.get("type") if isinstance(fmt, dict) else fmt
+    if kind not in (None, "text"):
+        raise AdapterError(
+            "unsupported_feature",
+            f"the Anthropic adapter does not support response_format {kind!r}",
+            provider="anthropic",
         )
-        return http_stream(call)
+
+
+def request_headers(key: str, adapter_opts: Mapping[str, Any]) -> dict[str, str]:
+    """The key, the API version (``adapter_opts["anthropic_version"]``), JSON in, SSE out."""
+    return {
+        "x-api-key": key,
+        "anthropic-version": str(adapter_opts.get("anthropic_version") or DEFAULT_VERSION),
+        "content-type": "application/json",
+        "accept": "text/event-stream",
+    }
 
 
 # -- request body ----------------------------------------------------------------
-def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
+def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The Messages API body for ``request`` (params, then ``request.options``, override the fields)."""
-    _check_response_format(request)
-    body: dict[str, Any] = {"model": request.model or opts.model}
+    body: dict[str, Any] = {"model": model}
     system = system_text(request.messages)
     if system:
         body["system"] = system
     body["messages"] = [_message(turn) for turn in turns(request.messages)]
-    body["max_tokens"] = request.max_tokens or opts.params.get("max_tokens") or DEFAULT_MAX_TOKENS
+    body["max_tokens"] = request.max_tokens or params.get("max_tokens") or DEFAULT_MAX_TOKENS
     if request.tools:
         body["tools"] = [tool_spec(t, "input_schema") for t in request.tools]
     choice = tool_choice_spec(
@@ -149,18 +161,7 @@ def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
     if request.temperature is not None:
         body["temperature"] = request.temperature
     body["stream"] = True
-    return {**body, **opts.params, **request.options}
-
-
-def _check_response_format(request: Request) -> None:
-    fmt = request.response_format
-    kind = fmt.get("type") if isinstance(fmt, dict) else fmt
-    if kind not in (None, "text"):
-        raise AdapterError(
-            "unsupported_feature",
-            f"the Anthropic adapter does not support response_format {kind!r}",
-            provider="anthropic",
-        )
+    return {**body, **params, **request.options}
 
 
 def _message(turn: Message | list[Message]) -> dict[str, Any]:
@@ -214,39 +215,29 @@ class AnthropicMapper(StreamMapper):
     def __init__(self, emit: Emit) -> None:
         super().__init__(emit)
         self.blocks: dict[int, _Block] = {}
-        self.completed: list[ToolCallCompleted] = []
         self.raw_usage: dict[str, Any] = {}
         self.thinking: list[dict[str, Any]] = []
         self.started = False  # message_started was emitted
-        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
-            "message_start": self._message_start,
-            "content_block_start": self._block_start,
-            "content_block_delta": self._block_delta,
-            "content_block_stop": self._block_stop,
-            "message_delta": self._message_delta,
-            "message_stop": self._message_stop,
-            "error": self._error,
-        }
 
     def start(self) -> None:
         """Nothing yet: ``message_start`` announces the message."""
 
     def handle(self, event: SSEEvent) -> None:
-        if event.event == "ping":
-            return
-        data = self.json_object(event.data)
-        name = event.event if event.event != "message" else str(data.get("type", "message"))
-        if name == "ping":
-            return
-        if not self.started and name != "message_start":
-            self._message_start({})  # a stream without message_start still opens with message_started
-        handler = self._handlers.get(name)
-        if handler is None:
-            self.emit(RawChunk(kind="unknown_event", data={"event": name, "data": data}))
-        else:
-            handler(data)
+        if event.event != "ping":  # a keep-alive, whatever its data
+            super().handle(event)
 
-    def complete(self, calls_completed: Sequence[ToolCallCompleted] | None = None) -> None:
+    def frame_name(self, event: SSEEvent, data: dict[str, Any]) -> str:
+        """The SSE event name, else the data's ``type``; opens the message if ``message_start`` was missed."""
+        name = event.event if event.event != "message" else str(data.get("type", "message"))
+        if not self.started and name not in ("message_start", "ping"):
+            self._message_start({})  # a stream without message_start still opens with message_started
+        return name
+
+    def unhandled(self, name: str, data: dict[str, Any]) -> None:
+        """An event this mapper does not know is passed on as a ``raw_chunk``."""
+        self.emit(RawChunk(kind="unknown_event", data={"event": name, "data": data}))
+
+    def complete(self) -> None:
         """Emit the merged usage and the message (tool calls were completed at their block stop)."""
         for index in sorted(self.blocks):  # a block the stream never stopped ends with the message
             self._block_stop({"index": index})
@@ -254,9 +245,14 @@ class AnthropicMapper(StreamMapper):
             self.set_usage(anthropic_usage(self.raw_usage))
         if self.thinking:
             self.message_metadata["thinking"] = self.thinking
-        super().complete(self.completed)
+        super().complete()
 
     # -- handlers ----------------------------------------------------------------
+    @on("ping")
+    def _ping(self, data: dict[str, Any]) -> None:
+        """A keep-alive named in the data only."""
+
+    @on("message_start")
     def _message_start(self, data: dict[str, Any]) -> None:
         if self.started:
             return  # only the first message_start announces the message
@@ -271,6 +267,7 @@ class AnthropicMapper(StreamMapper):
             self.raw_usage = merge_reported(self.raw_usage, usage)
         self.emit(MessageStarted(metadata=metadata))
 
+    @on("content_block_start")
     def _block_start(self, data: dict[str, Any]) -> None:
         index, start = data.get("index"), data.get("content_block")
         if not isinstance(index, int) or not isinstance(start, dict):
@@ -290,6 +287,7 @@ class AnthropicMapper(StreamMapper):
         else:
             self.emit(RawChunk(kind="content_block", data={"index": index, "content_block": start}))
 
+    @on("content_block_delta")
     def _block_delta(self, data: dict[str, Any]) -> None:
         index, delta = data.get("index"), data.get("delta")
         block = self.blocks.get(index) if isinstance(index, int) else None
@@ -315,6 +313,7 @@ class AnthropicMapper(StreamMapper):
             block.parts.append(text)
             self.text_delta(text)
 
+    @on("content_block_stop")
     def _block_stop(self, data: dict[str, Any]) -> None:
         index = data.get("index")
         block = self.blocks.pop(index, None) if isinstance(index, int) else None
@@ -327,13 +326,14 @@ class AnthropicMapper(StreamMapper):
             start_input = block.start.get("input")
             if not call.raw and isinstance(start_input, dict):
                 call.final = json.dumps(start_input, ensure_ascii=False)
-            self.completed.append(self.complete_call(call))
+            self.complete_call(call)
         elif block.kind == "thinking":
             thinking = "".join(block.parts)
             self.thinking.append({"type": "thinking", "thinking": thinking, "signature": block.signature})
         elif block.kind == "redacted_thinking":
             self.thinking.append({"type": "redacted_thinking", "data": block.start.get("data")})
 
+    @on("message_delta")
     def _message_delta(self, data: dict[str, Any]) -> None:
         delta = data.get("delta")
         reason = delta.get("stop_reason") if isinstance(delta, dict) else None
@@ -347,10 +347,12 @@ class AnthropicMapper(StreamMapper):
         if isinstance(usage, dict):
             self.raw_usage = merge_reported(self.raw_usage, usage)
 
+    @on("message_stop")
     def _message_stop(self, data: dict[str, Any]) -> None:
         self.terminal_seen = True
         self.complete()
 
+    @on("error")
     def _error(self, data: dict[str, Any]) -> None:
         raise in_band_error(DIALECT, read_error_body(data))
 
@@ -365,3 +367,19 @@ def anthropic_usage(raw: dict[str, Any]) -> Usage:
     total = inclusive + usage.output_tokens if usage.output_tokens is not None else None
     extra = {**usage.extra, "uncached_input_tokens": uncached}
     return usage.model_copy(update={"input_tokens": inclusive, "total_tokens": total, "extra": extra})
+
+
+__all__ = [
+    "Anthropic",
+    "AnthropicMapper",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_VERSION",
+    "DIALECT",
+    "ERROR_TYPES",
+    "STOP_REASONS",
+    "anthropic_usage",
+    "build_body",
+    "check_supported",
+    "read_error_body",
+    "request_headers",
+]

@@ -29,11 +29,9 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Union
+from typing import Any, Literal, Union, cast, get_args
 
-import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 
 from rx_allm._loop import default_scheduler
 from rx_allm.adapter import StreamOptions
@@ -48,11 +46,12 @@ from rx_allm.events import (
     ToolCallCompleted,
     ToolCallDelta,
     ToolCallStarted,
+    usage_chunk,
 )
-from rx_allm.models import Message, Request, ToolCall, Usage
+from rx_allm.models import FinishReason, Message, Request, ToolCall, Usage
 
 _CACHE_SIZE = 512
-_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error", "other"})
+_FINISH_REASONS = frozenset(get_args(FinishReason))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +83,7 @@ class Fake:
         record = aopts.get("record")
         if isinstance(record, list):
             record.append((request, opts))
-        return _replay(self._compile(script, aopts.get("usage")), aopts.get("cleanup_observer"))
+        return _Replay(self._compile(script, aopts.get("usage")), aopts.get("cleanup_observer"))
 
     def _compile(self, script: Sequence[Any], usage: Any) -> list[_Step]:
         # Compiled steps are immutable, so they are cached by the script's printed form.
@@ -122,87 +121,137 @@ def _select_script(aopts: Any, call_index: int) -> Sequence[Any]:
     return script
 
 
+class _Compiled:
+    """The steps compiled so far, and what the closing events need."""
+
+    __slots__ = ("calls", "end", "finish", "steps", "text", "usage")
+
+    def __init__(self) -> None:
+        self.steps: list[_Step] = [MessageStarted()]
+        self.text: list[str] = []
+        self.calls: dict[str, ToolCall] = {}
+        self.usage: Usage | None = None
+        self.finish: FinishReason | None = None
+        self.end: Literal["finish", "error"] | None = None  # a finish or error entry ends the script
+
+    def close(self, forced_usage: Any) -> list[_Step]:
+        """The steps with the closing events: ``text_completed``, the usage chunk, ``message_completed``."""
+        if self.end == "error":
+            return self.steps
+        usage = _usage(forced_usage) if forced_usage is not None else self.usage
+        text = "".join(self.text)
+        if text:
+            self.steps.append(TextCompleted(text=text))
+        if usage is not None:
+            self.steps.append(usage_chunk(usage))
+        message = Message(role="assistant", content=text, tool_calls=list(self.calls.values()))
+        self.steps.append(MessageCompleted(message=message, finish_reason=self.finish))
+        return self.steps
+
+
+def _compile_text(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    (value,) = args
+    if not isinstance(value, str):
+        raise ValueError("text must be a string")
+    if value:
+        compiled.text.append(value)
+        compiled.steps.append(TextDelta(delta=value))
+
+
+def _compile_tool_call(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    call = _tool_call(args[0])
+    compiled.calls[call.id] = call
+    compiled.steps += [ToolCallStarted(id=call.id, name=call.name), ToolCallCompleted.from_call(call)]
+
+
+def _compile_tool_call_delta(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    spec = dict(args[0])
+    compiled.steps.append(ToolCallDelta(id=str(spec["id"]), arguments_delta=str(spec["arguments_delta"])))
+
+
+def _compile_usage(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    compiled.usage = _usage(args[0])
+
+
+def _compile_raw_chunk(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    compiled.steps.append(RawChunk(kind=str(args[0]), data=args[1] if len(args) > 1 else None))
+
+
+def _compile_delay(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    (seconds,) = args
+    if not isinstance(seconds, (int, float)) or seconds < 0:
+        raise ValueError("delay must be a non-negative number of seconds")
+    compiled.steps.append(_Delay(float(seconds)))
+
+
+def _compile_finish(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    finish = args[0] if args else "stop"
+    if finish is not None and finish not in _FINISH_REASONS:
+        raise ValueError(f"unknown finish reason {finish!r}")
+    compiled.finish = cast("FinishReason | None", finish)
+    compiled.end = "finish"
+
+
+def _compile_error(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    compiled.steps.append(_Fail(partial(_scripted_error, args[0])))
+    compiled.end = "error"
+
+
+def _compile_error_event(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    _fail_with(compiled, _adapter_error, args)
+
+
+def _compile_stream_error(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    _fail_with(compiled, _stream_error, args)
+
+
+def _fail_with(compiled: _Compiled, make: Callable[[Any, Any], RxAllmError], args: tuple[Any, ...]) -> None:
+    reason, extra = args[0], (args[1] if len(args) > 1 else None)
+    make(reason, extra)  # validate now
+    compiled.steps.append(_Fail(partial(make, reason, extra)))
+    compiled.end = "error"
+
+
+def _compile_preflight_error(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    raise _adapter_error(args[0], args[1] if len(args) > 1 else None)
+
+
+#: Script tag → its compiler (one entry's steps; ``finish`` and the errors end the script).
+_COMPILERS: dict[str, Callable[[_Compiled, tuple[Any, ...]], None]] = {
+    "text": _compile_text,
+    "text_delta": _compile_text,
+    "tool_call": _compile_tool_call,
+    "tool_call_delta": _compile_tool_call_delta,
+    "usage": _compile_usage,
+    "raw_chunk": _compile_raw_chunk,
+    "delay": _compile_delay,
+    "finish": _compile_finish,
+    "error": _compile_error,
+    "error_event": _compile_error_event,
+    "stream_error": _compile_stream_error,
+    "preflight_error": _compile_preflight_error,
+}
+
+
 def compile_script(script: Sequence[Any], forced_usage: Any = None) -> list[_Step]:
     """Turn script entries into the steps one subscription replays (raises for a bad script)."""
-    steps: list[_Step] = [MessageStarted()]
-    text: list[str] = []
-    calls: dict[str, ToolCall] = {}
-    usage: Usage | None = None
-    finish: str | None = None
+    compiled = _Compiled()
     for index, entry in enumerate(script):
         try:
             tag, args = _split(entry)
-            if tag == "preflight_error":
-                if index:
-                    raise ValueError("preflight_error must be the first entry")
-                raise _adapter_error(args[0], args[1] if len(args) > 1 else None)
-            if tag in ("text", "text_delta"):
-                (value,) = args
-                if not isinstance(value, str):
-                    raise ValueError("text must be a string")
-                if value:
-                    text.append(value)
-                    steps.append(TextDelta(delta=value))
-            elif tag == "tool_call":
-                call = _tool_call(args[0])
-                calls[call.id] = call
-                steps.append(ToolCallStarted(id=call.id, name=call.name))
-                steps.append(
-                    ToolCallCompleted(
-                        id=call.id,
-                        name=call.name,
-                        arguments=call.arguments,
-                        raw_arguments=call.raw_arguments,
-                        metadata=call.metadata,
-                    )
-                )
-            elif tag == "tool_call_delta":
-                spec = dict(args[0])
-                steps.append(ToolCallDelta(id=str(spec["id"]), arguments_delta=str(spec["arguments_delta"])))
-            elif tag == "usage":
-                usage = Usage.model_validate(args[0]) if not isinstance(args[0], Usage) else args[0]
-            elif tag == "raw_chunk":
-                steps.append(RawChunk(kind=str(args[0]), data=args[1] if len(args) > 1 else None))
-            elif tag == "delay":
-                (seconds,) = args
-                if not isinstance(seconds, (int, float)) or seconds < 0:
-                    raise ValueError("delay must be a non-negative number of seconds")
-                steps.append(_Delay(float(seconds)))
-            elif tag == "finish":
-                finish = args[0] if args else "stop"
-                if finish is not None and finish not in _FINISH_REASONS:
-                    raise ValueError(f"unknown finish reason {finish!r}")
-                break
-            elif tag == "error":
-                payload = args[0]
-                steps.append(_Fail(partial(_scripted_error, payload)))
-                return steps
-            elif tag == "error_event":
-                reason, extra = args[0], (args[1] if len(args) > 1 else None)
-                _adapter_error(reason, extra)  # validate now
-                steps.append(_Fail(partial(_adapter_error, reason, extra)))
-                return steps
-            elif tag == "stream_error":
-                reason, extra = args[0], (args[1] if len(args) > 1 else None)
-                _stream_error(reason, extra)  # validate now
-                steps.append(_Fail(partial(_stream_error, reason, extra)))
-                return steps
-            else:
+            compiler = _COMPILERS.get(tag)
+            if compiler is None:
                 raise ValueError(f"unknown tag {tag!r}")
+            if tag == "preflight_error" and index:
+                raise ValueError("preflight_error must be the first entry")
+            compiler(compiled, args)
         except AdapterError:
             raise
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise EngineError("invalid_engine", f"fake script entry {index} {entry!r}: {exc}") from None
-    if forced_usage is not None:
-        usage = forced_usage if isinstance(forced_usage, Usage) else Usage.model_validate(forced_usage)
-    full_text = "".join(text)
-    if full_text:
-        steps.append(TextCompleted(text=full_text))
-    if usage is not None:
-        steps.append(RawChunk(kind="usage", data=usage))
-    message = Message(role="assistant", content=full_text, tool_calls=list(calls.values()))
-    steps.append(MessageCompleted(message=message, finish_reason=finish))  # type: ignore[arg-type]
-    return steps
+        if compiled.end is not None:
+            break
+    return compiled.close(forced_usage)
 
 
 def _split(entry: Any) -> tuple[str, tuple[Any, ...]]:
@@ -226,6 +275,10 @@ def _tool_call(spec: Any) -> ToolCall:
     )
 
 
+def _usage(value: Any) -> Usage:
+    return value if isinstance(value, Usage) else Usage.model_validate(value)
+
+
 def _error_fields(extra: Any) -> dict[str, Any]:
     return dict(extra or {})
 
@@ -247,19 +300,24 @@ def _scripted_error(payload: Any) -> AdapterError:
     return AdapterError("unknown", "scripted error", provider="fake", cause=payload)
 
 
-def _replay(steps: list[_Step], cleanup: Callable[[str], Any] | None) -> Observable[Event]:
-    def subscribe(
-        observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+class _Replay(Observable[Event]):
+    """The cold Observable of a compiled script: each subscription walks the steps anew."""
+
+    def __init__(self, steps: list[_Step], cleanup: Callable[[str], Any] | None) -> None:
+        super().__init__()
+        self._steps = steps
+        self._cleanup = cleanup
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        run = _Run(steps, observer, scheduler, cleanup)
+        run = _Run(self._steps, observer, scheduler, self._cleanup)
         run.resume(0)
-        return Disposable(run.dispose)
-
-    return reactivex.create(subscribe)
+        return run
 
 
-class _Run:
-    """One subscription's walk through the steps."""
+class _Run(abc.DisposableBase):
+    """One subscription's walk through the steps; disposing it stops the walk."""
 
     __slots__ = ("cleanup", "ended", "observer", "pending", "scheduler", "steps")
 
@@ -316,3 +374,6 @@ class _Run:
             self.pending.dispose()
         if not self.ended:
             self._end("disposed")
+
+
+__all__ = ["Fake", "compile_script"]

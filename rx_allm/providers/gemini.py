@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -30,24 +30,22 @@ from reactivex import Observable
 
 from rx_allm._classify import STATUS_REASONS, ErrorBody, ErrorDialect, error_object, in_band_error
 from rx_allm._sse import SSEEvent
-from rx_allm._transport import HttpCall, http_stream
-from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, usage_from
+from rx_allm._transport import http_stream
+from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, on, usage_from
 from rx_allm.errors import AdapterError
-from rx_allm.events import Event, RawChunk, ToolCallCompleted
+from rx_allm.events import Event, RawChunk
 from rx_allm.models import FinishReason, Message, Request
 from rx_allm.providers._request import (
     base_url,
     call_arguments,
-    json_bytes,
+    http_call,
     resolve_api_key,
     system_text,
     tool_choice_spec,
     tool_spec,
-    transport_options,
     turns,
 )
 
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 #: Prefix of the ids made up for calls Gemini sent without one (never sent back as ids).
 SYNTHETIC_ID_PREFIX = "rxallm_fc_"
 
@@ -144,28 +142,49 @@ class Gemini:
 
     name = "gemini"
     requires_model = True
+    env_vars: tuple[str, ...] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    default_base_url = "https://generativelanguage.googleapis.com"
+    default_model = "gemini-2.5-flash"
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
         """A cold Observable of one ``streamGenerateContent`` call (raises for a missing key)."""
-        key = resolve_api_key(self.name, opts, ["GEMINI_API_KEY", "GOOGLE_API_KEY"])
+        key = resolve_api_key(self.name, opts, self.env_vars)
+        check_supported(request)
         model = str(request.model or opts.model).removeprefix("models/")
-        headers = {"x-goog-api-key": key, "content-type": "application/json", "accept": "text/event-stream"}
-        call = HttpCall(
-            url=f"{base_url(opts, DEFAULT_BASE_URL)}/v1beta/models/{quote(model, safe='')}"
-            ":streamGenerateContent?alt=sse",
-            body=json_bytes(build_body(request, opts)),
-            headers=headers,
-            new_mapper=GeminiMapper,
-            dialect=DIALECT,
-            **transport_options(opts),
+        url = (
+            f"{base_url(opts, self.default_base_url)}/v1beta/models/{quote(model, safe='')}"
+            ":streamGenerateContent?alt=sse"
         )
-        return http_stream(call)
+        body = build_body(request, model, opts.params)
+        return http_stream(http_call(opts, url, body, request_headers(key), GeminiMapper, DIALECT))
+
+
+def check_supported(request: Request) -> None:
+    """Refuse a tool result that answers no earlier call and has no name: Gemini needs the function name."""
+    names = _call_names(request.messages)
+    for message in request.messages:
+        call_id = message.tool_call_id or ""
+        if message.role == "tool" and not (names.get(call_id) or message.name):
+            raise AdapterError(
+                "invalid_request",
+                f"tool result {call_id!r} matches no earlier tool call (Gemini needs the function name)",
+                provider="gemini",
+            )
+
+
+def request_headers(key: str) -> dict[str, str]:
+    """The key, JSON in, SSE out."""
+    return {"x-goog-api-key": key, "content-type": "application/json", "accept": "text/event-stream"}
+
+
+def _call_names(messages: Sequence[Message]) -> dict[str, str]:
+    return {c.id: c.name for m in messages for c in m.tool_calls}
 
 
 # -- request body ----------------------------------------------------------------
-def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
-    """The ``GenerateContentRequest`` for ``request`` (``request.options`` merged last)."""
-    names = {c.id: c.name for m in request.messages for c in m.tool_calls}
+def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``GenerateContentRequest`` (``request.options`` merged last; ``model`` goes in the URL)."""
+    names = _call_names(request.messages)
     body: dict[str, Any] = {"contents": [_content(turn, names) for turn in turns(request.messages)]}
     system = system_text(request.messages)
     if system:
@@ -181,7 +200,7 @@ def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
     if tool_config is not None:
         body["toolConfig"] = tool_config
     config = _generation_config(request)
-    for key, value in opts.params.items():
+    for key, value in params.items():
         name = _PARAM_ALIASES.get(key) or _camel(key)
         if name == "generationConfig" and isinstance(value, dict):
             config.update(value)
@@ -245,13 +264,7 @@ def _function_call(call_id: str, name: str, args: dict[str, Any], metadata: dict
 
 def _function_response(message: Message, names: dict[str, str]) -> dict[str, Any]:
     call_id = message.tool_call_id or ""
-    name = names.get(call_id) or message.name
-    if not name:
-        raise AdapterError(
-            "invalid_request",
-            f"tool result {call_id!r} matches no earlier tool call (Gemini needs the function name)",
-            provider="gemini",
-        )
+    name = names.get(call_id) or message.name or ""  # check_supported refused a result without one
     response: dict[str, Any] = {"name": name, "response": _result_object(message.text)}
     if call_id and not call_id.startswith(SYNTHETIC_ID_PREFIX):
         response["id"] = call_id
@@ -275,16 +288,19 @@ class GeminiMapper(StreamMapper):
 
     def __init__(self, emit: Emit) -> None:
         super().__init__(emit)
-        self.completed: list[ToolCallCompleted] = []
         self.raw_usage: dict[str, Any] = {}
         self.thoughts: list[str] = []
 
     def handle(self, event: SSEEvent) -> None:
-        if event.data == "[DONE]":  # some gateways add it; the terminal marker stays finishReason
-            return
-        chunk = self.json_object(event.data)
-        if isinstance(chunk.get("error"), dict):
-            self._error(chunk)
+        if event.data != "[DONE]":  # some gateways add it; the terminal marker stays finishReason
+            super().handle(event)
+
+    def frame_name(self, event: SSEEvent, data: dict[str, Any]) -> str:
+        """``"error"`` for an ``{"error": {...}}`` frame, else ``"chunk"`` (SSE event names are not used)."""
+        return "error" if isinstance(data.get("error"), dict) else "chunk"
+
+    @on("chunk")
+    def _chunk(self, chunk: dict[str, Any]) -> None:
         self._prompt_feedback(chunk.get("promptFeedback"))
         for key, field in (("responseId", "provider_id"), ("modelVersion", "model")):
             if isinstance(chunk.get(key), str):
@@ -296,15 +312,16 @@ class GeminiMapper(StreamMapper):
         if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
             self._candidate(candidates[0])
 
-    def complete(self, calls_completed: Sequence[ToolCallCompleted] | None = None) -> None:
+    def complete(self) -> None:
         """Emit the latest usage totals and the message (calls were completed as they arrived)."""
         if self.raw_usage:
             self.set_usage(usage_from(self.raw_usage, _USAGE_FIELDS))
         if self.thoughts:
             self.message_metadata["thoughts"] = "".join(self.thoughts)
-        super().complete(self.completed)
+        super().complete()
 
     # -- pieces of a chunk -------------------------------------------------------
+    @on("error")
     def _error(self, chunk: dict[str, Any]) -> None:
         info = read_error_body(chunk)
         status = int(info.code) if info.code else 0
@@ -360,4 +377,19 @@ class GeminiMapper(StreamMapper):
         call.final = json.dumps(args if isinstance(args, dict) else {}, ensure_ascii=False)
         if isinstance(signature, str) and signature:
             call.metadata["thoughtSignature"] = signature
-        self.completed.append(self.complete_call(call))
+        self.complete_call(call)
+
+
+__all__ = [
+    "DIALECT",
+    "FINISH_REASONS",
+    "GENERATION_FIELDS",
+    "Gemini",
+    "GeminiMapper",
+    "STATUS_NAMES",
+    "SYNTHETIC_ID_PREFIX",
+    "build_body",
+    "check_supported",
+    "read_error_body",
+    "request_headers",
+]

@@ -10,13 +10,12 @@ and the final ``usage`` chunk, and completes at ``data: [DONE]`` (or at EOF afte
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rx_allm._sse import SSEEvent
-from rx_allm.adapter import Emit, StreamMapper, usage_from
+from rx_allm.adapter import Emit, StreamMapper, on, usage_from
 from rx_allm.errors import AdapterError
-from rx_allm.events import ToolCallCompleted
 from rx_allm.models import FinishReason, Message, Request, Tool
 from rx_allm.providers.openai.shared import (
     LATER_GPT,
@@ -52,7 +51,7 @@ _CHAT_FINISH: dict[str, FinishReason] = {
 _CHAT_SKIP = frozenset({"endpoint", "stream", "stream_options"})
 
 
-def chat_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``POST /chat/completions`` body (``request.options`` merged last)."""
     stream_options: dict[str, Any] = {"include_usage": True}
     for source in (params, request.options):
@@ -141,10 +140,15 @@ class ChatCompletionsMapper(StreamMapper):
         if event.data.startswith("[DONE]"):
             self.terminal_seen = True
             self.complete()
-            return
-        chunk = self.json_object(event.data)
-        if chunk.get("error"):
-            raise_in_band(chunk["error"])
+        else:
+            super().handle(event)
+
+    def frame_name(self, event: SSEEvent, data: dict[str, Any]) -> str:
+        """``"error"`` for an in-band error object, else ``"chunk"`` (the SSE event name is not used)."""
+        return "error" if data.get("error") else "chunk"
+
+    @on("chunk")
+    def _chunk(self, chunk: dict[str, Any]) -> None:
         choice = _first_choice(chunk.get("choices"))
         if choice is not None:
             self._choice(choice)
@@ -152,11 +156,15 @@ class ChatCompletionsMapper(StreamMapper):
         if isinstance(usage, dict):
             self.set_usage(usage_from(usage, CHAT_USAGE))
 
-    def complete(self, calls_completed: Sequence[ToolCallCompleted] | None = None) -> None:
+    @on("error")
+    def _error(self, chunk: dict[str, Any]) -> None:
+        raise_in_band(chunk["error"])
+
+    def complete(self) -> None:
         for slot in self._slots.values():  # calls whose id or name never arrived
             if slot.key not in self.calls:
                 self._open(slot)
-        super().complete(calls_completed)
+        super().complete()
 
     def _choice(self, choice: dict[str, Any]) -> None:
         delta = fields_of(choice.get("delta"))
@@ -217,4 +225,4 @@ def _first_choice(choices: Any) -> dict[str, Any] | None:
     return None
 
 
-__all__ = ["CHAT_USAGE", "ChatCompletionsMapper", "chat_body", "max_tokens_field"]
+__all__ = ["CHAT_USAGE", "ChatCompletionsMapper", "build_body", "max_tokens_field"]

@@ -8,11 +8,11 @@ calls keyed by item id (``call_id`` is the event id), the reasoning summary (kep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any
 
 from rx_allm._sse import SSEEvent
-from rx_allm.adapter import Emit, StreamMapper, usage_from
+from rx_allm.adapter import Emit, StreamMapper, on, usage_from
 from rx_allm.models import FinishReason, Message, Request
 from rx_allm.providers._request import system_text
 from rx_allm.providers.openai.shared import (
@@ -44,7 +44,7 @@ _INCOMPLETE_FINISH: dict[str, FinishReason] = {
 _RESPONSES_SKIP = frozenset({"endpoint", "stream", "reasoning_effort", "reasoning_summary", "verbosity"})
 
 
-def responses_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``POST /responses`` body (system text → ``instructions``; ``request.options`` merged last)."""
     body: dict[str, Any] = {"model": model, "input": responses_input(request.messages), "stream": True}
     instructions = system_text(request.messages)
@@ -128,14 +128,12 @@ def responses_reasoning(params: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 # -- stream mapping: Responses ---------------------------------------------------------
-Handler = Callable[["ResponsesMapper", dict[str, Any]], None]
 
 
 class ResponsesMapper(StreamMapper):
     """Responses API events → rx_allm events (dispatch on ``type``, else the SSE event name)."""
 
     provider = PROVIDER
-    handlers: ClassVar[dict[str, Handler]] = {}
 
     def __init__(self, emit: Emit) -> None:
         super().__init__(emit)
@@ -143,30 +141,34 @@ class ResponsesMapper(StreamMapper):
         self._summary: list[str] = []
         self._summary_part: tuple[Any, Any] | None = None
 
-    def handle(self, event: SSEEvent) -> None:
-        data = self.json_object(event.data)
+    def frame_name(self, event: SSEEvent, data: dict[str, Any]) -> str:
+        """The event's ``type``, else its SSE event name."""
         kind = data.get("type")
-        handler = self.handlers.get(kind if isinstance(kind, str) else event.event)
-        if handler is not None:
-            handler(self, data)
+        return kind if isinstance(kind, str) else event.event
 
     # -- output items ----------------------------------------------------------------
+    @on("response.output_text.delta")
     def on_text(self, data: dict[str, Any]) -> None:
         self.text_delta(data.get("delta"))
 
+    @on("response.output_item.added")
     def on_item_added(self, data: dict[str, Any]) -> None:
         self._function_call(data)
 
+    @on("response.output_item.done")
     def on_item_done(self, data: dict[str, Any]) -> None:
         self._set_final(self._function_call(data), fields_of(data.get("item")).get("arguments"))
 
+    @on("response.function_call_arguments.delta")
     def on_arguments_delta(self, data: dict[str, Any]) -> None:
         self.call_delta(self._item_key(data), data.get("delta"))
 
+    @on("response.function_call_arguments.done")
     def on_arguments_done(self, data: dict[str, Any]) -> None:
         key = self._item_key(data)
         self._set_final(key, data.get("arguments"))
 
+    @on("response.reasoning_summary_text.delta", "response.reasoning_summary.delta")
     def on_summary_delta(self, data: dict[str, Any]) -> None:
         part = (data.get("item_id"), data.get("summary_index"))
         if self._summary and part != self._summary_part:
@@ -206,6 +208,7 @@ class ResponsesMapper(StreamMapper):
             call.final = arguments
 
     # -- terminal events ---------------------------------------------------------------
+    @on("response.completed", "response.incomplete")
     def on_completed(self, data: dict[str, Any]) -> None:
         response = fields_of(data.get("response"))
         if data.get("type") == "response.incomplete" or response.get("status") == "incomplete":
@@ -225,28 +228,15 @@ class ResponsesMapper(StreamMapper):
         self.terminal_seen = True
         self.complete()
 
+    @on("response.failed")
     def on_failed(self, data: dict[str, Any]) -> None:
         response = fields_of(data.get("response"))
         raise_in_band(response.get("error") or "the response failed")
 
+    @on("error")
     def on_error(self, data: dict[str, Any]) -> None:
         nested = data.get("error")
         raise_in_band(nested if nested else {k: v for k, v in data.items() if k != "type"})
 
 
-ResponsesMapper.handlers = {
-    "response.output_text.delta": ResponsesMapper.on_text,
-    "response.output_item.added": ResponsesMapper.on_item_added,
-    "response.output_item.done": ResponsesMapper.on_item_done,
-    "response.function_call_arguments.delta": ResponsesMapper.on_arguments_delta,
-    "response.function_call_arguments.done": ResponsesMapper.on_arguments_done,
-    "response.reasoning_summary_text.delta": ResponsesMapper.on_summary_delta,
-    "response.reasoning_summary.delta": ResponsesMapper.on_summary_delta,
-    "response.completed": ResponsesMapper.on_completed,
-    "response.incomplete": ResponsesMapper.on_completed,
-    "response.failed": ResponsesMapper.on_failed,
-    "error": ResponsesMapper.on_error,
-}
-
-
-__all__ = ["RESPONSES_USAGE", "ResponsesMapper", "responses_body"]
+__all__ = ["RESPONSES_USAGE", "ResponsesMapper", "build_body"]
