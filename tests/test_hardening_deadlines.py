@@ -14,11 +14,11 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import record
 from raw_http import Conn, RawServer
 
 import rx_allm as allm
 from rx_allm.testing.emulator import ProviderEmulator, Reply
+from rx_allm.testing.recording import record
 
 KEY = "sk-deadlines-0123456789"
 WAIT = 20.0
@@ -55,7 +55,7 @@ async def test_total_timeout_ends_a_trickling_stream() -> None:
     assert isinstance(rec.error, allm.AdapterError), rec.error
     assert rec.error.reason == "timeout"
     assert "total_timeout" in rec.error.message
-    assert [e.type for e in rec.items] == ["message_started", "text_delta"]
+    assert [e.type for e in rec.events] == ["message_started", "text_delta"]
 
 
 @pytest.mark.asyncio

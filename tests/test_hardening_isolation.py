@@ -10,10 +10,10 @@ jar ignores cookies from bare IP addresses, which would hide the defect).
 from __future__ import annotations
 
 import pytest
-from conftest import record
 
 import rx_allm as allm
 from rx_allm.testing.emulator import ProviderEmulator, Reply
+from rx_allm.testing.recording import record
 
 
 def tenant(emulator: ProviderEmulator, key: str) -> allm.Engine:

@@ -16,11 +16,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from conftest import connections, record
+from helpers import connections
 from raw_http import Conn, RawServer
 
 import rx_allm as allm
 from rx_allm._connections import session_for_loop
+from rx_allm.testing.recording import record
 
 BODY = (Path(__file__).parent / "fixtures" / "wire" / "openai_text.sse").read_bytes()
 WAIT = 10.0

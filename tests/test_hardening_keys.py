@@ -15,10 +15,10 @@ import secrets
 import urllib.parse
 
 import pytest
-from conftest import record
 
 import rx_allm as allm
 from rx_allm.testing.emulator import ProviderEmulator, Reply
+from rx_allm.testing.recording import record
 
 
 def canary() -> str:

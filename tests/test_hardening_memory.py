@@ -12,10 +12,10 @@ import zlib
 from typing import Any
 
 import pytest
-from conftest import record
 from raw_http import Conn, RawServer
 
 import rx_allm as allm
+from rx_allm.testing.recording import record
 
 KEY = "sk-hardening-memory-0123456789"
 MiB = 1024 * 1024
