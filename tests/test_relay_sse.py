@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from helpers import sse_frames
 from reactivex.subject import Subject
 
 from rx_allm.errors import AdapterError, RxAllmError, ValidationError
@@ -46,19 +47,9 @@ async def memory_app() -> AsyncIterator[tuple[MemoryRelay, str]]:
 
 
 async def frames(response: aiohttp.ClientResponse, count: int | None = None) -> list[dict[str, Any]]:
-    """Parse SSE frames (``id`` and JSON ``data``) until ``count`` frames or the end of the body."""
-    out: list[dict[str, Any]] = []
-    buffer = b""
-    while count is None or len(out) < count:
-        chunk = await asyncio.wait_for(response.content.readany(), WAIT)
-        if not chunk:
-            break
-        buffer += chunk
-        while b"\n\n" in buffer:
-            raw, buffer = buffer.split(b"\n\n", 1)
-            fields = dict(line.split(": ", 1) for line in raw.decode().splitlines())
-            out.append({"id": fields.get("id"), "data": json.loads(fields["data"])})
-    return out
+    """SSE frames (``id`` and JSON ``data``) until ``count`` frames or the end of the body."""
+    raw = await sse_frames(response, lambda got: count is not None and len(got) >= count, WAIT)
+    return [{"id": f["id"], "data": json.loads(f["data"])} for f in raw]
 
 
 def push(source: Subject[Any], *deltas: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from helpers import sse_frames
 
 from rx_allm.testing.emulator import ProviderEmulator, Reply
 from rx_allm.testing.redis_server import RedisServer, free_port
@@ -65,18 +66,8 @@ def _free(port: int) -> bool:
 
 async def sse(response: aiohttp.ClientResponse, count: int | None = None) -> list[dict[str, Any]]:
     """SSE frames (``id``, JSON ``data``) until ``count`` frames or the end of the body."""
-    out: list[dict[str, Any]] = []
-    buffer = b""
-    while count is None or len(out) < count:
-        chunk = await asyncio.wait_for(response.content.readany(), WAIT)
-        if not chunk:
-            break
-        buffer += chunk
-        while b"\n\n" in buffer:
-            raw, buffer = buffer.split(b"\n\n", 1)
-            fields = dict(line.split(": ", 1) for line in raw.decode().splitlines())
-            out.append({"id": fields.get("id"), "data": json.loads(fields["data"])})
-    return out
+    raw = await sse_frames(response, lambda got: count is not None and len(got) >= count, WAIT)
+    return [{"id": f["id"], "data": json.loads(f["data"])} for f in raw]
 
 
 def deltas(frames: list[dict[str, Any]]) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from helpers import openai_engine
+from helpers import openai_engine, sse_frames
 from ui_support import serving
 
 from rx_allm.testing.emulator import ProviderEmulator, Reply
@@ -39,18 +39,12 @@ def body(chat_id: str) -> dict[str, Any]:
 
 async def chunks(response: aiohttp.ClientResponse, deltas: int | None = None) -> list[Any]:
     """UI message stream chunks until ``deltas`` text deltas arrived, or the end (``[DONE]`` kept)."""
-    out: list[Any] = []
-    buffer = b""
-    while deltas is None or sum(1 for c in out if c.get("type") == "text-delta") < deltas:
-        data = await asyncio.wait_for(response.content.readany(), WAIT)
-        if not data:
-            break
-        buffer += data
-        while b"\n\n" in buffer:
-            frame, buffer = buffer.split(b"\n\n", 1)
-            payload = frame.decode().removeprefix("data: ")
-            out.append({"type": "[DONE]"} if payload == "[DONE]" else json.loads(payload))
-    return out
+
+    def enough(got: list[dict[str, Any]]) -> bool:
+        return deltas is not None and sum('"text-delta"' in f["data"] for f in got) >= deltas
+
+    raw = await sse_frames(response, enough, WAIT)
+    return [{"type": "[DONE]"} if f["data"] == "[DONE]" else json.loads(f["data"]) for f in raw]
 
 
 def texts(found: list[Any]) -> list[str]:
