@@ -9,12 +9,37 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rx_allm.errors import AdapterError, StreamError
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
+#: Where a fold stands: ``message_completed`` seen, a terminal error, or neither (yet).
+ResponseStatus = Literal["completed", "error", "unfinished"]
+
+
+class Reasoning(BaseModel):
+    """One piece of the model's reasoning, in one shape for every provider.
+
+    ``text`` is the readable reasoning (Anthropic thinking, a Responses reasoning summary,
+    Gemini thought summaries, a compatible server's ``reasoning_content``). The other fields
+    are what the provider needs back to continue the conversation, kept verbatim:
+    ``signature`` (Anthropic thinking signature; Gemini's ``thoughtSignature`` on a text
+    part), ``redacted`` (Anthropic ``redacted_thinking`` data), ``id`` and
+    ``encrypted_content`` (OpenAI Responses reasoning item). ``provider`` is the adapter
+    that produced it: request builders send it back only to that provider and drop it
+    for the others.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+    id: str | None = None
+    encrypted_content: str | None = None
+    provider: str | None = None
 
 
 class ToolCall(BaseModel):
@@ -30,7 +55,12 @@ class ToolCall(BaseModel):
 
 
 class Message(BaseModel):
-    """One conversation turn. ``role`` is one of system/user/assistant/tool."""
+    """One conversation turn. ``role`` is one of system/user/assistant/tool.
+
+    An assistant message from a stream also carries ``reasoning`` (in order, with what the
+    provider needs to continue) and ``refusal``: the provider's refusal text when it
+    declined to answer (``None`` otherwise; ``""`` when it refused without a text).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -39,6 +69,8 @@ class Message(BaseModel):
     name: str | None = None
     tool_call_id: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    reasoning: list[Reasoning] = Field(default_factory=list)
+    refusal: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -62,9 +94,13 @@ class Tool(BaseModel):
 
 
 class Request(BaseModel):
-    """A single generation request. ``options`` is merged verbatim into the provider body."""
+    """A single generation request. ``options`` is merged verbatim into the provider body.
 
-    model_config = ConfigDict(frozen=True)
+    Unknown fields are refused (a typo must not vanish). ``response_format`` also takes a
+    pydantic model class, held as the equivalent ``json_schema`` format.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     messages: list[Message]
     model: str | None = None
@@ -75,6 +111,19 @@ class Request(BaseModel):
     response_format: str | dict[str, Any] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("response_format", mode="before")
+    @classmethod
+    def _model_class(cls, value: Any) -> Any:
+        return response_format_spec(value)
+
+
+def response_format_spec(value: Any) -> Any:
+    """A pydantic model class as a ``json_schema`` response format (anything else unchanged)."""
+    if isinstance(value, type) and issubclass(value, BaseModel):
+        schema = value.model_json_schema()
+        return {"type": "json_schema", "json_schema": {"name": value.__name__, "schema": schema}}
+    return value
 
 
 class Usage(BaseModel):
@@ -98,10 +147,13 @@ class Response(BaseModel):
     """What :func:`rx_allm.generate` folds a stream into.
 
     A stream that ended with an error still gives a Response: ``finish_reason`` is
-    ``"error"``, ``error`` holds the typed error and the partial output is kept.
+    ``"error"``, ``error`` holds the typed error and the partial output is kept. A fold
+    that saw neither ``message_completed`` nor an error (nothing folded yet, a stream cut
+    by ``take_until``) is *unfinished*: ``completed`` is False and ``ok`` is False.
     """
 
     message: Message = Field(default_factory=lambda: Message(role="assistant"))
+    completed: bool = False
     output_text: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: FinishReason | None = None
@@ -112,8 +164,25 @@ class Response(BaseModel):
 
     @property
     def ok(self) -> bool:
-        """True when the stream completed without an error."""
-        return self.error is None
+        """True once ``message_completed`` was folded and no error was."""
+        return self.completed and self.error is None
+
+    @property
+    def status(self) -> ResponseStatus:
+        """``"completed"``, ``"error"`` or ``"unfinished"`` (see the class docstring)."""
+        if self.error is not None:
+            return "error"
+        return "completed" if self.completed else "unfinished"
+
+    @property
+    def refusal(self) -> str | None:
+        """The provider's refusal text (``finish_reason`` is then ``"content_filter"``), else None."""
+        return self.message.refusal
+
+    @property
+    def reasoning(self) -> list[Reasoning]:
+        """The reply's reasoning (``message.reasoning``)."""
+        return self.message.reasoning
 
 
 # -- constructors ------------------------------------------------------------
@@ -150,13 +219,19 @@ def tool(*, name: str, description: str = "", schema: dict[str, Any] | None = No
 
 
 def request(messages: list[Message], **fields: Any) -> Request:
-    """Build a :class:`Request`; a malformed field raises :class:`rx_allm.ValidationError`."""
+    """Build a :class:`Request`; a malformed or unknown field raises :class:`rx_allm.ValidationError`."""
     import pydantic
 
     from rx_allm.errors import ValidationError
+    from rx_allm.strict import unknown_names
 
     try:
         return Request(messages=messages, **fields)
     except pydantic.ValidationError as exc:
-        errors = [(".".join(str(p) for p in e["loc"]) or "request", e["type"]) for e in exc.errors()]
+        errors = [
+            (".".join(str(p) for p in e["loc"]) or "request", e["type"])
+            for e in exc.errors()
+            if e["type"] != "extra_forbidden"
+        ]
+        errors += unknown_names([k for k in fields if k not in Request.model_fields], Request.model_fields, "field")
         raise ValidationError("invalid_request", errors=errors) from None
