@@ -28,12 +28,12 @@ from harness import table
 from reactivex import abc
 from reactivex import operators as ops
 
+from rx_allm._sse import SSEDecoder
+from rx_allm.adapter import StreamMapper
 from rx_allm.events import Event
 from rx_allm.providers.anthropic import AnthropicMapper
-from rx_allm.providers.base import StreamMapper
 from rx_allm.providers.openai import ChatCompletionsMapper
 from rx_allm.runner import event_filter
-from rx_allm.sse import SSEDecoder
 
 READ_SIZE = 16 * 1024  # what the transport takes per read
 MAPPERS: dict[str, Callable[[Callable[[Event], None]], StreamMapper]] = {
@@ -79,7 +79,6 @@ def decode_map(provider: str, pieces: list[bytes]) -> None:
     mapper.start()
     for piece in pieces:
         for event in decoder.feed(piece):
-            mapper.index += 1
             mapper.feed(event)
         out.clear()
 
@@ -94,7 +93,6 @@ def full(provider: str, pieces: list[bytes]) -> None:
         mapper.start()
         for piece in pieces:
             for event in decoder.feed(piece):
-                mapper.index += 1
                 mapper.feed(event)
             for item in out:
                 observer.on_next(item)

@@ -10,8 +10,9 @@ Quick start::
 """
 
 from rx_allm import providers
+from rx_allm._connections import close_session
 from rx_allm.adapter import StreamAdapter, StreamOptions
-from rx_allm.collector import StreamCollector, collect, generate, generate_sync
+from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine, register_adapter
 from rx_allm.errors import AdapterError, EngineError, RxAllmError, StreamError, ValidationError
 from rx_allm.events import (
@@ -42,7 +43,7 @@ from rx_allm.models import (
     user,
 )
 from rx_allm.operators import coalesce_text
-from rx_allm.runner import stream_generate
+from rx_allm.runner import collect, generate, generate_sync, stream_generate
 
 __version__ = "0.1.0"
 
@@ -74,6 +75,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "assistant",
+    "close_session",
     "coalesce_text",
     "collect",
     "generate",

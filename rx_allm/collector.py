@@ -1,21 +1,15 @@
-"""Folding a stream of events into a :class:`~rx_allm.models.Response`.
+"""Folding a stream of events into a :class:`~rx_allm.models.Response`: :class:`StreamCollector`.
 
-``generate`` is ``stream_generate`` reduced by :class:`StreamCollector`;
-``generate_sync`` is the same for code without a running event loop. The fold
-never raises for a failed stream: the terminal ``on_error`` becomes
+The fold never raises for a failed stream: the terminal ``on_error`` becomes
 ``finish_reason="error"`` with the error on ``Response.error`` and every text
-and tool fragment received before it kept.
+and tool fragment received before it kept. :func:`~rx_allm.runner.generate` and
+:func:`~rx_allm.runner.collect` subscribe and fold with it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any
 
-from reactivex import Observable
-
-from rx_allm.engine import Engine
 from rx_allm.errors import AdapterError, StreamError
 from rx_allm.events import (
     Event,
@@ -27,9 +21,7 @@ from rx_allm.events import (
     ToolCallDelta,
     ToolCallStarted,
 )
-from rx_allm.loop import call_on_loop, running_loop
-from rx_allm.models import FinishReason, Message, Request, Response, ToolCall, Usage
-from rx_allm.runner import new_request_id, stream_generate
+from rx_allm.models import FinishReason, Message, Response, ToolCall, Usage
 
 
 class StreamCollector:
@@ -129,64 +121,4 @@ class StreamCollector:
         )
 
 
-async def collect(events: Observable[Event], collector: StreamCollector | None = None) -> Response:
-    """Subscribe to ``events`` and fold them; cancelling the awaiting task disposes the subscription."""
-    collector = collector or StreamCollector()
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[None] | None = None
-    finished = False
-
-    def wake() -> None:
-        if future is not None and not future.done():
-            future.set_result(None)
-
-    def done(error: Exception | None = None) -> None:
-        nonlocal finished
-        if error is not None:
-            collector.fail(error)
-        finished = True
-        if future is not None:
-            call_on_loop(loop, wake)
-
-    subscription = events.subscribe(on_next=collector.apply, on_error=done, on_completed=done)
-    if not finished:
-        future = loop.create_future()
-        if finished:  # completed on another thread in between
-            wake()
-        try:
-            await future
-        except asyncio.CancelledError:
-            subscription.dispose()
-            raise
-    return collector.to_response()
-
-
-async def generate(engine: Engine, request: Request, **options: Any) -> Response:
-    """Run one generation and return its :class:`Response` (pre-flight errors raise)."""
-    options.setdefault("request_id", new_request_id())
-    events = stream_generate(engine, request, **options)
-    return await collect(events, StreamCollector(options["request_id"]))
-
-
-def generate_sync(engine: Engine, request: Request, **options: Any) -> Response:
-    """:func:`generate` for synchronous code (HTTP runs on the library's background loop)."""
-    if running_loop() is not None:
-        raise RuntimeError("generate_sync() would block the running event loop; use `await generate(...)`")
-    options.setdefault("request_id", new_request_id())
-    collector = StreamCollector(options["request_id"])
-    finished = threading.Event()
-
-    def fail(error: Exception) -> None:
-        collector.fail(error)
-        finished.set()
-
-    subscription = stream_generate(engine, request, **options).subscribe(
-        on_next=collector.apply, on_error=fail, on_completed=finished.set
-    )
-    try:
-        while not finished.wait(0.1):
-            pass
-    except BaseException:
-        subscription.dispose()
-        raise
-    return collector.to_response()
+__all__ = ["StreamCollector"]

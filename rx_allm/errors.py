@@ -3,7 +3,7 @@
 Every error is an exception *and* plain data: ``to_dict()`` / ``from_dict()``
 round-trip through JSON, pydantic models can hold them as fields, and each
 class accepts only the reasons of its closed set (an unknown reason raises
-``ValueError``). Messages pass through :func:`rx_allm.redact.redact` so an API
+``ValueError``). Messages pass through :func:`rx_allm._redact.redact` so an API
 key never reaches a message, a repr or a serialized error.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal, get_args
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-from rx_allm.redact import redact
+from rx_allm._redact import redact
 
 AdapterReason = Literal[
     "authentication_failed",

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 from reactivex import Observable, abc
 
-from rx_allm.loop import call_on_loop
+from rx_allm._loop import call_on_loop
 
 T = TypeVar("T")
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
+from rx_allm._loop import default_scheduler
 from rx_allm.events import Event, TextDelta
-from rx_allm.loop import default_scheduler
 
 
 def coalesce_text(
@@ -30,7 +30,7 @@ def coalesce_text(
     error is delivered before it. Every other event passes through unchanged.
     Disposal drops the pending text and cancels the timer. The timer runs on
     ``scheduler``, else the one given to ``subscribe``, else the loop delivering
-    the events (see :func:`rx_allm.loop.default_scheduler`).
+    the events (see :func:`rx_allm._loop.default_scheduler`).
     """
     if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
         raise ValueError(f"window must be a positive number of seconds, got {window!r}")

@@ -1,40 +1,36 @@
-"""``stream_generate``: pre-flight, resolution, and the two operators on top of the adapter.
+"""Running one generation: ``stream_generate`` and the folds over it.
 
-The runner validates synchronously (raising before any I/O), resolves the model
-and parameters, strips orchestration options, calls ``adapter.stream`` and
-composes exactly ``ops.do_action(on_event)`` and ``ops.filter(keep)`` on the
-adapter's Observable — no second wrapper, so disposal and errors propagate
-unchanged.
+``stream_generate`` runs the pre-flight (raising before any I/O, see
+:mod:`rx_allm.preflight`), calls ``adapter.stream`` and composes exactly
+``ops.do_action(on_event)`` and ``ops.filter(keep)`` on the adapter's Observable —
+no second wrapper, so disposal and errors propagate unchanged.
 
 ``on_event`` sees every adapter event, before the filters. It runs inside the
 subscriber's delivery; the runner does not catch its exceptions: one raised by
 ``on_event`` arrives as the stream's ``on_error`` and disposes the subscription,
 which cancels the upstream request.
+
+``generate`` is ``stream_generate`` folded by :class:`~rx_allm.collector.StreamCollector`
+(``collect`` subscribes and folds any event Observable); ``generate_sync`` is the same
+for code without a running event loop.
 """
 
 from __future__ import annotations
 
-import logging
-import secrets
+import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from reactivex import Observable
 from reactivex import operators as ops
 
-from rx_allm.adapter import StreamOptions
+from rx_allm._loop import call_on_loop, running_loop
+from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine
-from rx_allm.errors import EngineError, ValidationError
 from rx_allm.events import Event
-from rx_allm.models import Request
-from rx_allm.validation import validate_request
-
-logger = logging.getLogger("rx_allm")
-
-#: Options removed by the runner (they belong to multi-turn orchestration).
-ORCHESTRATION_OPTIONS = ("mode", "max_turns", "halt_when")
-#: Call options that fill a :class:`Request` field when the request leaves it unset.
-REQUEST_FIELD_OPTIONS = ("temperature", "max_tokens", "tool_choice", "response_format")
+from rx_allm.models import Request, Response
+from rx_allm.preflight import check_model, new_request_id, prepare
 
 OnEvent = Callable[[Event], Any]
 
@@ -59,78 +55,12 @@ def stream_generate(
     """
     adapter = engine.resolve_adapter()
     resolved, opts = prepare(engine, request, options)
-    if getattr(adapter, "requires_model", False) and not resolved.model:
-        name = getattr(adapter, "name", type(adapter).__name__)
-        raise EngineError(
-            "missing_model", f"adapter {name!r} needs a model: set it on the request, call or engine"
-        )
+    check_model(adapter, resolved)
     source = adapter.stream(resolved, opts)
     # ``op(source)`` is ``source.pipe(op)`` without pipe's per-call import and reduce (a few µs a call).
     if on_event is not None:
         source = ops.do_action(on_event)(source)
     return ops.filter(event_filter(emit_text_deltas, emit_tool_deltas, include_raw_chunks))(source)
-
-
-def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[Request, StreamOptions]:
-    """Resolve the request and the adapter options of one call (pre-flight, raising)."""
-    params = {**engine.params, **options}
-    for key in ORCHESTRATION_OPTIONS:
-        if key in params:
-            del params[key]
-            logger.debug(
-                "stream_generate: removed orchestration option %r (not forwarded to the adapter)", key
-            )
-    call_model = params.pop("model", None)  # always popped: never forwarded as a provider param
-    model = request.model or call_model or engine.model
-    stream_timeout = params.pop("stream_timeout", 60.0)
-    request_timeout = params.pop("request_timeout", 60.0)
-    request_id = params.pop("request_id", None) or new_request_id()
-    api_key = params.pop("api_key", None)
-    adapter_opts = {**engine.adapter_opts, **(params.pop("adapter_opts", None) or {})}
-
-    updates: dict[str, Any] = {}
-    if model != request.model:
-        updates["model"] = model
-    if not request.tools and engine.tools:
-        updates["tools"] = engine.tools
-    for key in REQUEST_FIELD_OPTIONS:
-        value = params.pop(key, None)
-        if value is not None and getattr(request, key) is None:
-            updates[key] = value
-    resolved = request.model_copy(update=updates) if updates else request
-
-    problems = [
-        (name, "must_be_positive")
-        for name, value in (("stream_timeout", stream_timeout), ("request_timeout", request_timeout))
-        if not _positive_number(value)
-    ]
-    try:
-        validate_request(resolved)
-    except ValidationError as exc:
-        problems = exc.errors + problems
-    if problems:
-        raise ValidationError("invalid_request", errors=problems)
-
-    opts = StreamOptions(
-        model=model,
-        stream_timeout=float(stream_timeout),
-        request_timeout=float(request_timeout),
-        request_id=request_id,
-        adapter_opts=adapter_opts,
-        params=params,
-        api_key=api_key,
-        call_index=engine.next_call_index(),
-    )
-    return resolved, opts
-
-
-def new_request_id() -> str:
-    """A fresh random request id."""
-    return secrets.token_hex(12)
-
-
-def _positive_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def event_filter(
@@ -152,3 +82,69 @@ def event_filter(
         return kind not in dropped
 
     return keep
+
+
+async def collect(events: Observable[Event], collector: StreamCollector | None = None) -> Response:
+    """Subscribe to ``events`` and fold them; cancelling the awaiting task disposes the subscription."""
+    collector = collector or StreamCollector()
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] | None = None
+    finished = False
+
+    def wake() -> None:
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def done(error: Exception | None = None) -> None:
+        nonlocal finished
+        if error is not None:
+            collector.fail(error)
+        finished = True
+        if future is not None:
+            call_on_loop(loop, wake)
+
+    subscription = events.subscribe(on_next=collector.apply, on_error=done, on_completed=done)
+    if not finished:
+        future = loop.create_future()
+        if finished:  # completed on another thread in between
+            wake()
+        try:
+            await future
+        except asyncio.CancelledError:
+            subscription.dispose()
+            raise
+    return collector.to_response()
+
+
+async def generate(engine: Engine, request: Request, **options: Any) -> Response:
+    """Run one generation and return its :class:`Response` (pre-flight errors raise)."""
+    options.setdefault("request_id", new_request_id())
+    events = stream_generate(engine, request, **options)
+    return await collect(events, StreamCollector(options["request_id"]))
+
+
+def generate_sync(engine: Engine, request: Request, **options: Any) -> Response:
+    """:func:`generate` for synchronous code (HTTP runs on the library's background loop)."""
+    if running_loop() is not None:
+        raise RuntimeError("generate_sync() would block the running event loop; use `await generate(...)`")
+    options.setdefault("request_id", new_request_id())
+    collector = StreamCollector(options["request_id"])
+    finished = threading.Event()
+
+    def fail(error: Exception) -> None:
+        collector.fail(error)
+        finished.set()
+
+    subscription = stream_generate(engine, request, **options).subscribe(
+        on_next=collector.apply, on_error=fail, on_completed=finished.set
+    )
+    try:
+        while not finished.wait(0.1):
+            pass
+    except BaseException:
+        subscription.dispose()
+        raise
+    return collector.to_response()
+
+
+__all__ = ["collect", "event_filter", "generate", "generate_sync", "stream_generate"]

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 import rx_allm as allm
-from rx_allm.sse import SSEDecoder
+from rx_allm._sse import SSEDecoder
 from rx_allm.testing import ProviderEmulator, Reply
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")

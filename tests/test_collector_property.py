@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rx_allm as allm
-from rx_allm.collector import StreamCollector, collect, generate, generate_sync
+from rx_allm.collector import StreamCollector
 from rx_allm.errors import AdapterError, StreamError
 from rx_allm.events import (
     MessageCompleted,
@@ -22,7 +22,7 @@ from rx_allm.events import (
     ToolCallStarted,
 )
 from rx_allm.models import Message, ToolCall, Usage
-from rx_allm.runner import stream_generate
+from rx_allm.runner import collect, generate, generate_sync, stream_generate
 
 REQ = allm.request([allm.user("hello")])
 FINISH_REASONS = ["stop", "length", "tool_calls", "content_filter", "error", "other", None]

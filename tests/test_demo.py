@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 
 import rx_allm as allm
+from rx_allm._sse import SSEDecoder
 from rx_allm.demo import start, url_of
-from rx_allm.sse import SSEDecoder
 from rx_allm.testing.emulator import ProviderEmulator, Reply
 
 TEXT = "one two three four five six seven eight"

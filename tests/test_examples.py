@@ -24,7 +24,7 @@ import pytest_asyncio
 from aiohttp import web
 
 import rx_allm as allm
-from rx_allm.sse import SSEDecoder
+from rx_allm._sse import SSEDecoder
 from rx_allm.testing import ProviderEmulator, Reply, ToolCallSpec, record_events
 from rx_allm.testing.marbles import assert_completed
 

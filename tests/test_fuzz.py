@@ -31,6 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rx_allm as allm
+from rx_allm._sse import SSEDecoder, SSEEvent
+from rx_allm.adapter import StreamMapper, parse_arguments
 from rx_allm.events import (
     Event,
     MessageCompleted,
@@ -44,10 +46,8 @@ from rx_allm.events import (
 )
 from rx_allm.models import Usage
 from rx_allm.providers.anthropic import AnthropicMapper
-from rx_allm.providers.base import StreamMapper, parse_arguments
 from rx_allm.providers.gemini import GeminiMapper
 from rx_allm.providers.openai import ChatCompletionsMapper, ResponsesMapper
-from rx_allm.sse import SSEDecoder, SSEEvent
 from rx_allm.testing.emulator import ProviderEmulator, Reply
 
 TYPED = (allm.AdapterError, allm.StreamError)
@@ -313,7 +313,6 @@ def drive(mapper_type: type[StreamMapper], stream: list[SSEEvent]) -> tuple[list
     try:
         mapper.start()
         for event in stream:
-            mapper.index += 1
             mapper.feed(event)
             if mapper.finished:
                 break

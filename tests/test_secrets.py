@@ -42,7 +42,7 @@ from test_fault_matrix import FAULTS, TARGETS, Fault, Target, refused_url
 
 import rx_allm as allm
 from rx_allm.events import Event
-from rx_allm.runner import prepare
+from rx_allm.preflight import prepare
 from rx_allm.testing.emulator import ProviderEmulator, RecordedRequest, Reply
 from rx_allm.testing.wire import render_body, split_frames
 

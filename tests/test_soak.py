@@ -38,8 +38,8 @@ from conftest import connections
 from reactivex import abc
 
 import rx_allm as allm
+from rx_allm._connections import close_session, session_for_loop
 from rx_allm.events import Event, MessageCompleted
-from rx_allm.sessions import close_session, session_for_loop
 from rx_allm.testing.emulator import ProviderEmulator, RecordedRequest, Reply, ToolCallSpec
 
 SEED = 20250611

@@ -1,4 +1,4 @@
-"""Tests of rx_allm.sse: WHATWG event-stream rules, chunking independence, limits."""
+"""Tests of rx_allm._sse: WHATWG event-stream rules, chunking independence, limits."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rx_allm._sse import SSEDecoder, SSEEvent
 from rx_allm.errors import StreamError
-from rx_allm.sse import SSEDecoder, SSEEvent
 
 WIRE = Path(__file__).parent / "fixtures" / "wire"
 FIXTURES = {path.name: path.read_bytes() for path in sorted(WIRE.glob("*.sse"))}

@@ -23,9 +23,9 @@ from reactivex.scheduler import EventLoopScheduler, ThreadPoolScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
 import rx_allm as allm
+from rx_allm._connections import session_for_loop
+from rx_allm._loop import background_loop
 from rx_allm.events import Event, MessageCompleted, TextDelta
-from rx_allm.loop import background_loop
-from rx_allm.sessions import session_for_loop
 from rx_allm.testing.emulator import ProviderEmulator, RecordedRequest, Reply
 
 KEY = "sk-threads-0123456789abcdef"

@@ -20,8 +20,8 @@ from conftest import openai_engine, record, wait_until
 from reactivex import operators as ops
 
 import rx_allm as allm
+from rx_allm._connections import session_for_loop
 from rx_allm.events import Event, MessageCompleted, TextDelta, ToolCallStarted
-from rx_allm.sessions import session_for_loop
 from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 
 REQ = allm.request([allm.user("hi")])

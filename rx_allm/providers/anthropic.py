@@ -24,28 +24,24 @@ from typing import Any
 
 from reactivex import Observable
 
-from rx_allm.adapter import StreamOptions
+from rx_allm._classify import ErrorBody, ErrorDialect, error_object, in_band_error
+from rx_allm._sse import SSEEvent
+from rx_allm._transport import HttpCall, http_stream
+from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, usage_from
 from rx_allm.errors import AdapterError
 from rx_allm.events import Event, MessageStarted, RawChunk, TextCompleted, ToolCallCompleted
-from rx_allm.http_errors import ErrorBody, ErrorDialect, error_object, in_band_error
 from rx_allm.models import FinishReason, Message, Request, Usage
-from rx_allm.providers.base import (
-    Emit,
-    StreamMapper,
+from rx_allm.providers._request import (
     base_url,
     call_arguments,
     json_bytes,
-    merge_reported,
     resolve_api_key,
     system_text,
     tool_choice_spec,
     tool_spec,
     transport_options,
     turns,
-    usage_from,
 )
-from rx_allm.sse import SSEEvent
-from rx_allm.transport import HttpCall, http_stream
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
@@ -235,7 +231,7 @@ class AnthropicMapper(StreamMapper):
     def start(self) -> None:
         """Nothing yet: ``message_start`` announces the message."""
 
-    def feed(self, event: SSEEvent) -> None:
+    def handle(self, event: SSEEvent) -> None:
         if event.event == "ping":
             return
         data = self.json_object(event.data)

@@ -35,6 +35,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from rx_allm._loop import default_scheduler
 from rx_allm.adapter import StreamOptions
 from rx_allm.errors import AdapterError, EngineError, RxAllmError, StreamError
 from rx_allm.events import (
@@ -48,7 +49,6 @@ from rx_allm.events import (
     ToolCallDelta,
     ToolCallStarted,
 )
-from rx_allm.loop import default_scheduler
 from rx_allm.models import Message, Request, ToolCall, Usage
 
 _CACHE_SIZE = 512

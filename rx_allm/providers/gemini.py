@@ -28,28 +28,24 @@ from urllib.parse import quote
 
 from reactivex import Observable
 
-from rx_allm.adapter import StreamOptions
+from rx_allm._classify import STATUS_REASONS, ErrorBody, ErrorDialect, error_object, in_band_error
+from rx_allm._sse import SSEEvent
+from rx_allm._transport import HttpCall, http_stream
+from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, usage_from
 from rx_allm.errors import AdapterError
 from rx_allm.events import Event, RawChunk, ToolCallCompleted
-from rx_allm.http_errors import STATUS_REASONS, ErrorBody, ErrorDialect, error_object, in_band_error
 from rx_allm.models import FinishReason, Message, Request
-from rx_allm.providers.base import (
-    Emit,
-    StreamMapper,
+from rx_allm.providers._request import (
     base_url,
     call_arguments,
     json_bytes,
-    merge_reported,
     resolve_api_key,
     system_text,
     tool_choice_spec,
     tool_spec,
     transport_options,
     turns,
-    usage_from,
 )
-from rx_allm.sse import SSEEvent
-from rx_allm.transport import HttpCall, http_stream
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 #: Prefix of the ids made up for calls Gemini sent without one (never sent back as ids).
@@ -283,7 +279,7 @@ class GeminiMapper(StreamMapper):
         self.raw_usage: dict[str, Any] = {}
         self.thoughts: list[str] = []
 
-    def feed(self, event: SSEEvent) -> None:
+    def handle(self, event: SSEEvent) -> None:
         if event.data == "[DONE]":  # some gateways add it; the terminal marker stays finishReason
             return
         chunk = self.json_object(event.data)

@@ -48,6 +48,7 @@ from typing import Any, ClassVar, Protocol
 from reactivex import Observable
 from reactivex import operators as ops
 
+from rx_allm._loop import call_on_loop
 from rx_allm.engine import Engine
 from rx_allm.errors import AdapterError, RxAllmError, StreamError
 from rx_allm.events import (
@@ -61,7 +62,6 @@ from rx_allm.events import (
     ToolCallDelta,
     ToolCallStarted,
 )
-from rx_allm.loop import call_on_loop
 from rx_allm.models import Request, Usage, request, user
 from rx_allm.runner import stream_generate
 from rx_allm.testing.emulator import ProviderEmulator

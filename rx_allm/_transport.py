@@ -3,8 +3,8 @@
 Nothing happens until subscription; each subscription sends exactly one POST
 (never a second one: no redirects followed, no reconnection, no retry). The
 response status and content type are checked before decoding; an error body is
-read and classified. Bytes go through the library's :class:`~rx_allm.sse.SSEDecoder`
-and the provider's :class:`~rx_allm.providers.base.StreamMapper`.
+read and classified. Bytes go through the library's :class:`~rx_allm._sse.SSEDecoder`
+and the provider's mapper (a :class:`Mapper`, in practice an :class:`~rx_allm.adapter.StreamMapper`).
 
 Timing: ``request_timeout`` bounds the wait for the response headers and
 ``stream_timeout`` the gap between received bytes (keep-alive comments count);
@@ -15,7 +15,7 @@ subscriber held the loop) have reached the reader: only a real gap is a timeout.
 
 Disposal (from any thread) cancels the task and closes the response — and its
 connection — synchronously on the loop, so the server sees the close at once.
-Events are delivered on the loop the subscription runs on (see :mod:`rx_allm.loop`).
+Events are delivered on the loop the subscription runs on (see :mod:`rx_allm._loop`).
 """
 
 from __future__ import annotations
@@ -24,19 +24,19 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from rx_allm._classify import ErrorDialect, http_error
+from rx_allm._connections import session_for_loop
+from rx_allm._loop import call_on_loop, loop_for_subscription
+from rx_allm._sse import SSEDecoder, SSEEvent
 from rx_allm.errors import AdapterError, RxAllmError, StreamError
 from rx_allm.events import Event
-from rx_allm.http_errors import ErrorDialect, http_error
-from rx_allm.loop import call_on_loop, loop_for_subscription
-from rx_allm.providers.base import StreamMapper
-from rx_allm.sessions import session_for_loop
-from rx_allm.sse import SSEDecoder
 
 logger = logging.getLogger("rx_allm")
 
@@ -52,6 +52,21 @@ _TAIL_BYTES = 1 << 16
 _running: set[asyncio.Task[None]] = set()
 
 
+class Mapper(Protocol):
+    """What the transport needs of a provider's stream mapper (see :class:`~rx_allm.adapter.StreamMapper`)."""
+
+    finished: bool  # message_completed was emitted: stop reading
+
+    def start(self) -> None:
+        """The response is an SSE stream."""
+
+    def feed(self, event: SSEEvent) -> None:
+        """Map one SSE event (raising for an in-band failure)."""
+
+    def end(self) -> None:
+        """The body ended (raising when it was truncated)."""
+
+
 @dataclass(frozen=True, slots=True)
 class HttpCall:
     """Everything needed to send one provider request and read its stream."""
@@ -59,7 +74,7 @@ class HttpCall:
     url: str
     body: bytes
     headers: Mapping[str, str] = field(repr=False)
-    new_mapper: Callable[[Callable[[Event], None]], StreamMapper]
+    new_mapper: Callable[[Callable[[Event], None]], Mapper]
     dialect: ErrorDialect
     stream_timeout: float = 60.0
     request_timeout: float = 60.0
@@ -261,7 +276,6 @@ class _HttpStream:
         async for chunk in response.content.iter_chunked(_READ_SIZE):
             self.last_activity = loop.time()
             for event in decoder.feed(chunk):
-                mapper.index += 1
                 mapper.feed(event)
                 if mapper.finished:
                     break

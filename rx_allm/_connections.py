@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator
 
 import aiohttp
 
-from rx_allm.loop import on_background_shutdown
+from rx_allm._loop import on_background_shutdown
 
 _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
     weakref.WeakKeyDictionary()

@@ -1,0 +1,158 @@
+"""Pre-flight: every check made before any I/O, and the resolution of one call.
+
+:func:`prepare` resolves the request and the adapter options of a call (model,
+parameters, timeouts, orchestration options stripped) and raises every problem
+at once as a :class:`~rx_allm.errors.ValidationError`; :func:`validate_request`
+checks a resolved request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Any
+
+from rx_allm.adapter import StreamOptions
+from rx_allm.engine import Engine
+from rx_allm.errors import EngineError, ValidationError
+from rx_allm.models import Request
+
+logger = logging.getLogger("rx_allm")
+
+#: Options removed by the runner (they belong to multi-turn orchestration).
+ORCHESTRATION_OPTIONS = ("mode", "max_turns", "halt_when")
+#: Call options that fill a :class:`Request` field when the request leaves it unset.
+REQUEST_FIELD_OPTIONS = ("temperature", "max_tokens", "tool_choice", "response_format")
+
+ROLES = frozenset({"system", "user", "assistant", "tool"})
+RESERVED_TOOL_NAMES = frozenset({"auto", "none", "required", "any"})
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_RESPONSE_FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})
+
+
+def validate_request(request: Request) -> None:
+    """Raise :class:`ValidationError` (``invalid_request``) listing every problem found."""
+    errors: list[tuple[str, str]] = []
+    if not request.messages:
+        errors.append(("messages", "empty"))
+    for i, message in enumerate(request.messages):
+        if message.role not in ROLES:
+            errors.append((f"messages.{i}.role", "unknown"))
+        if message.role == "tool" and not message.tool_call_id:
+            errors.append((f"messages.{i}.tool_call_id", "required"))
+    seen: set[str] = set()
+    for i, tool in enumerate(request.tools):
+        if not tool.name:
+            errors.append((f"tools.{i}.name", "empty"))
+        elif tool.name in RESERVED_TOOL_NAMES:
+            errors.append((f"tools.{i}.name", "reserved_tool_name"))
+        elif not _TOOL_NAME.match(tool.name):
+            errors.append((f"tools.{i}.name", "invalid_format"))
+        elif tool.name in seen:
+            errors.append(("tools", "duplicate_name"))
+        seen.add(tool.name)
+    if request.temperature is not None and not 0.0 <= request.temperature <= 2.0:
+        errors.append(("temperature", "out_of_range"))
+    if request.max_tokens is not None and request.max_tokens <= 0:
+        errors.append(("max_tokens", "must_be_positive"))
+    if not _valid_response_format(request.response_format):
+        errors.append(("response_format", "invalid_shape"))
+    if errors:
+        raise ValidationError("invalid_request", errors=errors)
+
+
+def _valid_response_format(fmt: object) -> bool:
+    if fmt is None:
+        return True
+    if isinstance(fmt, str):
+        return fmt in ("text", "json_object")
+    if not isinstance(fmt, dict) or fmt.get("type") not in _RESPONSE_FORMAT_TYPES:
+        return False
+    if fmt["type"] == "json_schema":
+        schema = fmt.get("json_schema", fmt)
+        return (
+            isinstance(schema, dict) and isinstance(schema.get("schema"), dict) and bool(schema.get("name"))
+        )
+    return True
+
+
+def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[Request, StreamOptions]:
+    """Resolve the request and the adapter options of one call (pre-flight, raising)."""
+    params = {**engine.params, **options}
+    for key in ORCHESTRATION_OPTIONS:
+        if key in params:
+            del params[key]
+            logger.debug(
+                "stream_generate: removed orchestration option %r (not forwarded to the adapter)", key
+            )
+    call_model = params.pop("model", None)  # always popped: never forwarded as a provider param
+    model = request.model or call_model or engine.model
+    stream_timeout = params.pop("stream_timeout", 60.0)
+    request_timeout = params.pop("request_timeout", 60.0)
+    request_id = params.pop("request_id", None) or new_request_id()
+    api_key = params.pop("api_key", None)
+    adapter_opts = {**engine.adapter_opts, **(params.pop("adapter_opts", None) or {})}
+
+    updates: dict[str, Any] = {}
+    if model != request.model:
+        updates["model"] = model
+    if not request.tools and engine.tools:
+        updates["tools"] = engine.tools
+    for key in REQUEST_FIELD_OPTIONS:
+        value = params.pop(key, None)
+        if value is not None and getattr(request, key) is None:
+            updates[key] = value
+    resolved = request.model_copy(update=updates) if updates else request
+
+    problems = [
+        (name, "must_be_positive")
+        for name, value in (("stream_timeout", stream_timeout), ("request_timeout", request_timeout))
+        if not _positive_number(value)
+    ]
+    try:
+        validate_request(resolved)
+    except ValidationError as exc:
+        problems = exc.errors + problems
+    if problems:
+        raise ValidationError("invalid_request", errors=problems)
+
+    opts = StreamOptions(
+        model=model,
+        stream_timeout=float(stream_timeout),
+        request_timeout=float(request_timeout),
+        request_id=request_id,
+        adapter_opts=adapter_opts,
+        params=params,
+        api_key=api_key,
+        call_index=engine.next_call_index(),
+    )
+    return resolved, opts
+
+
+def check_model(adapter: object, request: Request) -> None:
+    """Raise ``EngineError("missing_model")`` when the adapter needs a model and none resolved."""
+    if getattr(adapter, "requires_model", False) and not request.model:
+        name = getattr(adapter, "name", type(adapter).__name__)
+        raise EngineError(
+            "missing_model", f"adapter {name!r} needs a model: set it on the request, call or engine"
+        )
+
+
+def new_request_id() -> str:
+    """A fresh random request id."""
+    return secrets.token_hex(12)
+
+
+def _positive_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+__all__ = [
+    "ORCHESTRATION_OPTIONS",
+    "REQUEST_FIELD_OPTIONS",
+    "check_model",
+    "new_request_id",
+    "prepare",
+    "validate_request",
+]

@@ -1,0 +1,121 @@
+"""Request-side helpers every HTTP provider shares: the key, the URL, the JSON body, turns and tool specs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import SecretStr
+
+from rx_allm._redact import remember_secret
+from rx_allm.adapter import StreamOptions, parse_arguments
+from rx_allm.errors import AdapterError
+from rx_allm.models import Message, Tool, ToolCall
+
+
+def resolve_api_key(provider: str, opts: StreamOptions, env_vars: Sequence[str]) -> str:
+    """The call's ``api_key``, else ``adapter_opts["api_key"]``, else the first set env var.
+
+    Raises ``AdapterError("authentication_failed")`` (pre-flight) when none is set.
+    """
+    candidates: list[Any] = [opts.api_key, opts.adapter_opts.get("api_key")]
+    candidates += [os.environ.get(name) for name in env_vars]
+    for value in candidates:
+        key = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(key, str) and key:
+            remember_secret(key)
+            return key
+    names = " or ".join(env_vars)
+    raise AdapterError(
+        "authentication_failed",
+        f"no API key for {provider}: pass api_key, set adapter_opts['api_key'] or {names}",
+        provider=provider,
+    )
+
+
+def base_url(opts: StreamOptions, default: str) -> str:
+    """``adapter_opts["base_url"]`` (without a trailing slash) or the provider default."""
+    url = opts.adapter_opts.get("base_url") or default
+    return str(url).rstrip("/")
+
+
+def transport_options(opts: StreamOptions) -> dict[str, Any]:
+    """The ``HttpCall`` keyword arguments every provider takes from the call: timeouts and ``session``."""
+    return {
+        "stream_timeout": opts.stream_timeout,
+        "request_timeout": opts.request_timeout,
+        "session": opts.adapter_opts.get("session"),
+    }
+
+
+def json_bytes(body: Mapping[str, Any]) -> bytes:
+    """A request body as compact UTF-8 JSON."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def system_text(messages: Sequence[Message]) -> str:
+    """The text of the system messages joined by a blank line (``""`` when there is none)."""
+    return "\n\n".join(m.text for m in messages if m.role == "system" and m.text)
+
+
+def turns(messages: Sequence[Message]) -> list[Message | list[Message]]:
+    """The non-system messages in order, each run of consecutive tool results grouped in a list."""
+    out: list[Message | list[Message]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if message.role != "tool":
+            out.append(message)
+        elif out and isinstance(out[-1], list):
+            out[-1].append(message)
+        else:
+            out.append([message])
+    return out
+
+
+def call_arguments(call: ToolCall) -> dict[str, Any]:
+    """A past tool call's arguments as a dict (parsed from ``raw_arguments`` when ``arguments`` is empty)."""
+    return dict(call.arguments) if call.arguments else parse_arguments(call.raw_arguments)
+
+
+def tool_spec(tool: Tool, schema_key: str) -> dict[str, Any]:
+    """A tool as Anthropic and Gemini declare it: ``name``, schema under ``schema_key``, ``description``."""
+    spec: dict[str, Any] = {"name": tool.name, schema_key: tool.schema_}
+    if tool.description:
+        spec["description"] = tool.description
+    return spec
+
+
+def tool_choice_spec(
+    choice: str | dict[str, Any] | None,
+    none: dict[str, Any],
+    required: dict[str, Any],
+    named: Callable[[str], dict[str, Any]],
+) -> dict[str, Any] | None:
+    """A ``tool_choice`` in a provider's shape: ``None``/``"auto"`` → ``None`` (the default), a dict as given,
+    ``"none"`` → ``none``, ``"required"`` or ``"any"`` (a mode word, not a tool name) → ``required``,
+    any other name → ``named(name)``."""
+    if choice is None or choice == "auto":
+        return None
+    if isinstance(choice, dict):
+        return choice
+    if choice == "none":
+        return none
+    if choice in ("required", "any"):
+        return required
+    return named(choice)
+
+
+__all__ = [
+    "base_url",
+    "call_arguments",
+    "json_bytes",
+    "resolve_api_key",
+    "system_text",
+    "tool_choice_spec",
+    "tool_spec",
+    "transport_options",
+    "turns",
+]

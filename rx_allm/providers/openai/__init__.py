@@ -1,0 +1,111 @@
+"""OpenAI: the Chat Completions and Responses streaming endpoints.
+
+``OpenAI.stream`` resolves the key and the endpoint, builds the JSON body and returns
+:func:`~rx_allm._transport.http_stream` (cold: one POST per subscription). The endpoint
+is ``adapter_opts["endpoint"]`` (``"chat_completions"`` or ``"responses"``), else chosen
+by model: ``gpt-5`` and later and the ``o1``..``o9`` reasoning series use Responses,
+everything else Chat Completions.
+
+Each endpoint has its module: :mod:`~rx_allm.providers.openai.chat` and
+:mod:`~rx_allm.providers.openai.responses` build the body and map the stream;
+:mod:`~rx_allm.providers.openai.shared` holds what both use (the error dialect
+classifying in-band error frames and HTTP error bodies, the headers, the tool specs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reactivex import Observable
+
+from rx_allm._transport import HttpCall, http_stream
+from rx_allm.adapter import Emit, StreamMapper, StreamOptions
+from rx_allm.events import Event
+from rx_allm.models import Request
+from rx_allm.providers._request import base_url, json_bytes, resolve_api_key, transport_options
+from rx_allm.providers.openai.chat import ChatCompletionsMapper, chat_body
+from rx_allm.providers.openai.responses import ResponsesMapper, responses_body
+from rx_allm.providers.openai.shared import (
+    DEFAULT_BASE_URL,
+    DIALECT,
+    ENV_VARS,
+    LATER_GPT,
+    PROVIDER,
+    request_headers,
+    unsupported,
+)
+
+_RESPONSES_MODELS = re.compile(rf"^(?:{LATER_GPT}|o[1-9])")
+
+
+# -- the adapter ----------------------------------------------------------------
+class OpenAI:
+    """Streams OpenAI Chat Completions or Responses (``adapter_opts``: ``api_key``, ``base_url``,
+    ``endpoint``, ``organization``, ``project``, ``session``)."""
+
+    name = "openai"
+    requires_model = True
+
+    def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
+        """Pre-flight (raising), then a cold Observable performing one POST per subscription."""
+        key = resolve_api_key(PROVIDER, opts, ENV_VARS)
+        model = request.model or opts.model or ""
+        endpoint = ENDPOINTS[select_endpoint(model, opts)]
+        check_supported(request, opts, endpoint.name)
+        call = HttpCall(
+            url=base_url(opts, DEFAULT_BASE_URL) + endpoint.path,
+            body=json_bytes(endpoint.build(request, model, opts.params)),
+            headers=request_headers(key, opts.adapter_opts),
+            new_mapper=endpoint.mapper,
+            dialect=DIALECT,
+            **transport_options(opts),
+        )
+        return http_stream(call)
+
+
+def select_endpoint(model: str, opts: StreamOptions) -> str:
+    """``"chat_completions"`` or ``"responses"``: the explicit option, else by model."""
+    endpoint = opts.params.get("endpoint") or opts.adapter_opts.get("endpoint")
+    if endpoint is None:
+        return "responses" if _RESPONSES_MODELS.match(model) else "chat_completions"
+    if endpoint not in ENDPOINTS:
+        raise unsupported(f"unknown OpenAI endpoint {endpoint!r}: use 'chat_completions' or 'responses'")
+    return str(endpoint)
+
+
+def check_supported(request: Request, opts: StreamOptions, endpoint: str) -> None:
+    """Refuse combinations this adapter cannot stream faithfully (``unsupported_feature``)."""
+    choices = request.options.get("n", opts.params.get("n"))
+    if isinstance(choices, int) and choices > 1:
+        raise unsupported("OpenAI streams are mapped for one choice; n > 1 is not supported")
+    if endpoint == "chat_completions" and opts.params.get("reasoning_summary") is not None:
+        raise unsupported("reasoning_summary needs the Responses endpoint (endpoint='responses')")
+    for i, message in enumerate(request.messages):
+        if message.role == "system" and _has_non_text(message.content):
+            raise unsupported(f"messages.{i}: a system message can only carry text parts")
+
+
+def _has_non_text(content: str | list[dict[str, Any]]) -> bool:
+    return not isinstance(content, str) and any(part.get("type", "text") != "text" for part in content)
+
+
+# -- endpoints --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One OpenAI streaming endpoint: its path, body builder and mapper."""
+
+    name: str
+    path: str
+    build: Callable[[Request, str, Mapping[str, Any]], dict[str, Any]]
+    mapper: Callable[[Emit], StreamMapper]
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "chat_completions": Endpoint("chat_completions", "/chat/completions", chat_body, ChatCompletionsMapper),
+    "responses": Endpoint("responses", "/responses", responses_body, ResponsesMapper),
+}
+
+__all__ = ["DIALECT", "ENDPOINTS", "ChatCompletionsMapper", "OpenAI", "ResponsesMapper", "select_endpoint"]

@@ -1,0 +1,252 @@
+"""OpenAI Responses: the ``POST /responses`` body and the mapper of its typed events.
+
+:class:`ResponsesMapper` dispatches on the event ``type``: text deltas, function
+calls keyed by item id (``call_id`` is the event id), the reasoning summary (kept in
+``message_completed.metadata["reasoning"]``), and the terminal
+``response.completed``/``response.incomplete``/``response.failed``/``error`` events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from rx_allm._sse import SSEEvent
+from rx_allm.adapter import Emit, StreamMapper, usage_from
+from rx_allm.models import FinishReason, Message, Request
+from rx_allm.providers._request import system_text
+from rx_allm.providers.openai.shared import (
+    PROVIDER,
+    arguments_text,
+    fields_of,
+    json_schema_spec,
+    merge_params,
+    opt_text,
+    put,
+    raise_in_band,
+    tool_choice,
+)
+
+RESPONSES_USAGE: dict[str, str | tuple[str, str]] = {
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "total_tokens": "total_tokens",
+    "cached_input_tokens": ("input_tokens_details", "cached_tokens"),
+    "reasoning_tokens": ("output_tokens_details", "reasoning_tokens"),
+}
+_INCOMPLETE_FINISH: dict[str, FinishReason] = {
+    "max_output_tokens": "length",
+    "content_filter": "content_filter",
+}
+
+
+# -- Responses body ------------------------------------------------------------------
+_RESPONSES_SKIP = frozenset({"endpoint", "stream", "reasoning_effort", "reasoning_summary", "verbosity"})
+
+
+def responses_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``POST /responses`` body (system text → ``instructions``; ``request.options`` merged last)."""
+    body: dict[str, Any] = {"model": model, "input": responses_input(request.messages), "stream": True}
+    instructions = system_text(request.messages)
+    if instructions:
+        body["instructions"] = instructions
+    if request.tools:
+        body["tools"] = [
+            {"type": "function", "name": t.name, "description": t.description, "parameters": t.schema_}
+            for t in request.tools
+        ]
+    put(body, "tool_choice", tool_choice(request.tool_choice, flat=True))
+    put(body, "text", responses_text(request.response_format, params.get("verbosity")))
+    put(body, "max_output_tokens", request.max_tokens)
+    put(body, "temperature", request.temperature)
+    put(body, "reasoning", responses_reasoning(params))
+    merge_params(body, params, _RESPONSES_SKIP)
+    merge_params(body, request.options, frozenset({"stream"}))
+    return body
+
+
+def responses_input(messages: list[Message]) -> list[dict[str, Any]]:
+    """Input items: messages, ``function_call`` items for past calls, ``function_call_output`` results."""
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if message.role == "tool":
+            output = message.content if isinstance(message.content, str) else message.text
+            items.append({"type": "function_call_output", "call_id": message.tool_call_id, "output": output})
+            continue
+        if message.content or not message.tool_calls:
+            items.append({"role": message.role, "content": responses_content(message)})
+        items.extend(
+            {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": arguments_text(c)}
+            for c in message.tool_calls
+        )
+    return items
+
+
+def responses_content(message: Message) -> str | list[dict[str, Any]]:
+    """Text as is; content parts translated to ``input_text``/``output_text``/``input_image``."""
+    if isinstance(message.content, str):
+        return message.content
+    text_type = "output_text" if message.role == "assistant" else "input_text"
+    return [_responses_part(part, text_type) for part in message.content]
+
+
+def _responses_part(part: dict[str, Any], text_type: str) -> dict[str, Any]:
+    kind = part.get("type", "text")
+    if kind == "text":
+        return {"type": text_type, "text": part.get("text", "")}
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else image
+        out = {"type": "input_image", "image_url": url}
+        if isinstance(image, dict) and image.get("detail"):
+            out["detail"] = image["detail"]
+        return out
+    return dict(part)
+
+
+def responses_text(fmt: str | dict[str, Any] | None, verbosity: Any) -> dict[str, Any] | None:
+    """The ``text`` object: ``format`` from the response format, ``verbosity`` from the params."""
+    text: dict[str, Any] = {}
+    if isinstance(fmt, str):
+        text["format"] = {"type": fmt}
+    elif fmt is not None and fmt.get("type") == "json_schema":
+        text["format"] = {"type": "json_schema", **json_schema_spec(fmt)}
+    elif fmt is not None:
+        text["format"] = dict(fmt)
+    if verbosity is not None:
+        text["verbosity"] = verbosity
+    return text or None
+
+
+def responses_reasoning(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``reasoning: {effort, summary}`` from ``reasoning_effort``/``reasoning_summary``."""
+    pairs = (("effort", params.get("reasoning_effort")), ("summary", params.get("reasoning_summary")))
+    reasoning = {key: value for key, value in pairs if value is not None}
+    return reasoning or None
+
+
+# -- stream mapping: Responses ---------------------------------------------------------
+Handler = Callable[["ResponsesMapper", dict[str, Any]], None]
+
+
+class ResponsesMapper(StreamMapper):
+    """Responses API events → rx_allm events (dispatch on ``type``, else the SSE event name)."""
+
+    provider = PROVIDER
+    handlers: ClassVar[dict[str, Handler]] = {}
+
+    def __init__(self, emit: Emit) -> None:
+        super().__init__(emit)
+        self._by_output: dict[int, str] = {}  # output_index → item id
+        self._summary: list[str] = []
+        self._summary_part: tuple[Any, Any] | None = None
+
+    def handle(self, event: SSEEvent) -> None:
+        data = self.json_object(event.data)
+        kind = data.get("type")
+        handler = self.handlers.get(kind if isinstance(kind, str) else event.event)
+        if handler is not None:
+            handler(self, data)
+
+    # -- output items ----------------------------------------------------------------
+    def on_text(self, data: dict[str, Any]) -> None:
+        self.text_delta(data.get("delta"))
+
+    def on_item_added(self, data: dict[str, Any]) -> None:
+        self._function_call(data)
+
+    def on_item_done(self, data: dict[str, Any]) -> None:
+        self._set_final(self._function_call(data), fields_of(data.get("item")).get("arguments"))
+
+    def on_arguments_delta(self, data: dict[str, Any]) -> None:
+        self.call_delta(self._item_key(data), data.get("delta"))
+
+    def on_arguments_done(self, data: dict[str, Any]) -> None:
+        key = self._item_key(data)
+        self._set_final(key, data.get("arguments"))
+
+    def on_summary_delta(self, data: dict[str, Any]) -> None:
+        part = (data.get("item_id"), data.get("summary_index"))
+        if self._summary and part != self._summary_part:
+            self._summary.append("\n\n")
+        self._summary_part = part
+        delta = data.get("delta")
+        if isinstance(delta, str):
+            self._summary.append(delta)
+
+    def _function_call(self, data: dict[str, Any]) -> str | None:
+        """Register (once) the function call item of an ``output_item`` event; its key or None."""
+        item = fields_of(data.get("item"))
+        if item.get("type") != "function_call":
+            return None
+        item_id = opt_text(item.get("id"))
+        call_id = opt_text(item.get("call_id")) or item_id
+        key = item_id or call_id
+        if key is None or call_id is None:
+            return None
+        if key not in self.calls:
+            self.open_call(key, call_id, opt_text(item.get("name")) or "")
+        index = data.get("output_index")
+        if isinstance(index, int):
+            self._by_output[index] = key
+        return key
+
+    def _item_key(self, data: dict[str, Any]) -> str | None:
+        item_id = data.get("item_id")
+        if isinstance(item_id, str) and item_id in self.calls:
+            return item_id
+        index = data.get("output_index")
+        return self._by_output.get(index) if isinstance(index, int) else None
+
+    def _set_final(self, key: str | None, arguments: Any) -> None:
+        call = self.calls.get(key)
+        if call is not None and isinstance(arguments, str) and arguments:
+            call.final = arguments
+
+    # -- terminal events ---------------------------------------------------------------
+    def on_completed(self, data: dict[str, Any]) -> None:
+        response = fields_of(data.get("response"))
+        if data.get("type") == "response.incomplete" or response.get("status") == "incomplete":
+            reason = fields_of(response.get("incomplete_details")).get("reason")
+            self.finish = _INCOMPLETE_FINISH.get(reason, "other") if isinstance(reason, str) else "other"
+            if reason:
+                self.completion_metadata["incomplete_reason"] = reason
+        else:
+            self.finish = "stop" if response.get("status", "completed") == "completed" else "other"
+        usage = response.get("usage")
+        if isinstance(usage, dict):
+            self.set_usage(usage_from(usage, RESPONSES_USAGE))
+        if isinstance(response.get("id"), str):
+            self.completion_metadata["response_id"] = response["id"]
+        if self._summary:
+            self.completion_metadata["reasoning"] = {"summary": "".join(self._summary)}
+        self.terminal_seen = True
+        self.complete()
+
+    def on_failed(self, data: dict[str, Any]) -> None:
+        response = fields_of(data.get("response"))
+        raise_in_band(response.get("error") or "the response failed")
+
+    def on_error(self, data: dict[str, Any]) -> None:
+        nested = data.get("error")
+        raise_in_band(nested if nested else {k: v for k, v in data.items() if k != "type"})
+
+
+ResponsesMapper.handlers = {
+    "response.output_text.delta": ResponsesMapper.on_text,
+    "response.output_item.added": ResponsesMapper.on_item_added,
+    "response.output_item.done": ResponsesMapper.on_item_done,
+    "response.function_call_arguments.delta": ResponsesMapper.on_arguments_delta,
+    "response.function_call_arguments.done": ResponsesMapper.on_arguments_done,
+    "response.reasoning_summary_text.delta": ResponsesMapper.on_summary_delta,
+    "response.reasoning_summary.delta": ResponsesMapper.on_summary_delta,
+    "response.completed": ResponsesMapper.on_completed,
+    "response.incomplete": ResponsesMapper.on_completed,
+    "response.failed": ResponsesMapper.on_failed,
+    "error": ResponsesMapper.on_error,
+}
+
+
+__all__ = ["RESPONSES_USAGE", "ResponsesMapper", "responses_body"]
