@@ -32,7 +32,9 @@ class StreamCollector:
     kept in first-seen order (started puts, deltas append raw arguments,
     completed replaces); a usage ``raw_chunk`` replaces the usage;
     ``message_completed`` sets the message, a non-None finish reason and merges
-    its metadata; an error sets ``finish_reason="error"``.
+    its metadata, and makes the Response complete (``ok``); an error sets
+    ``finish_reason="error"``. Without either the Response is *unfinished*
+    (``status == "unfinished"``, ``ok`` False).
     """
 
     __slots__ = (
@@ -113,6 +115,7 @@ class StreamCollector:
             message=message,
             output_text=text,
             tool_calls=calls,
+            completed=self._message is not None,
             finish_reason=self._finish,
             usage=self._usage or Usage(),
             error=self._error,

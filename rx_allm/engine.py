@@ -75,7 +75,9 @@ _IMPORT_PATH = re.compile(rf"{_IDENTIFIERS}:{_IDENTIFIERS}")
 
 def _checked_path(path: str) -> str:
     if not _IMPORT_PATH.fullmatch(path):
-        raise EngineError("missing_adapter", f"malformed adapter path {path!r}: expected 'package.module:Class'")
+        raise EngineError(
+            "missing_adapter", f"malformed adapter path {path!r}: expected 'package.module:Class'"
+        )
     return path.partition(":")[0]
 
 
@@ -158,7 +160,8 @@ class Engine(BaseModel):
             for name in data:
                 if name not in cls.model_fields:
                     raise EngineError(
-                        "invalid_engine", f"Engine has no field {name!r}; {suggestion(str(name), cls.model_fields)}"
+                        "invalid_engine",
+                        f"Engine has no field {name!r}; {suggestion(str(name), cls.model_fields)}",
                     )
         return data
 

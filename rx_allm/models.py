@@ -233,5 +233,7 @@ def request(messages: list[Message], **fields: Any) -> Request:
             for e in exc.errors()
             if e["type"] != "extra_forbidden"
         ]
-        errors += unknown_names([k for k in fields if k not in Request.model_fields], Request.model_fields, "field")
+        errors += unknown_names(
+            [k for k in fields if k not in Request.model_fields], Request.model_fields, "field"
+        )
         raise ValidationError("invalid_request", errors=errors) from None

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from conftest import of_type
 
@@ -106,7 +107,9 @@ async def test_text_before_a_tool_call_completes_first(emulator: ProviderEmulato
 # -- metadata keys -------------------------------------------------------------------------
 @pytest.mark.asyncio
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_metadata_keys_are_the_same_for_every_provider(emulator: ProviderEmulator, provider: str) -> None:
+async def test_metadata_keys_are_the_same_for_every_provider(
+    emulator: ProviderEmulator, provider: str
+) -> None:
     emulator.enqueue(Reply(text="Hi there."))
     events, response = await run(emulator, provider)
     started, done = events[0], events[-1]
@@ -158,8 +161,10 @@ async def test_reasoning_has_one_shape(emulator: ProviderEmulator, provider: str
     if provider == "responses":
         assert reasoning.id and reasoning.id.startswith("rs_")
     first_text = next(i for i, e in enumerate(events) if isinstance(e, TextDelta))
-    last_reasoning = max(i for i, e in enumerate(events) if isinstance(e, RawChunk) and e.kind.startswith("r"))
-    assert last_reasoning < first_text
+    kinds = [e.kind if isinstance(e, RawChunk) else "" for e in events]
+    last_delta = max(i for i, kind in enumerate(kinds) if kind == ev.REASONING_DELTA)
+    assert last_delta < first_text
+    assert kinds.index(ev.REASONING_COMPLETED) < [e.type for e in events].index("message_completed")
     assert response.output_text == "It is sunny."
 
 
@@ -197,7 +202,10 @@ async def tool_round_trip(emu: ProviderEmulator, provider: str, strip: bool = Fa
     question = allm.user("What is the weather in Paris?")
     _, first = await run(emu, provider, [question], **_THINKING_PARAMS[provider])
     assert first.ok and first.tool_calls, first.error
-    message = first.message.model_copy(update={"reasoning": []}) if strip else first.message
+    message = first.message
+    if strip:  # the reasoning and the call's thought signature lost (as a careless client would)
+        calls = [c.model_copy(update={"metadata": {}}) for c in message.tool_calls]
+        message = message.model_copy(update={"reasoning": [], "tool_calls": calls})
     emu.enqueue(Reply(text="It is sunny in Paris."))
     follow_up = [question, message, allm.tool_result(first.tool_calls[0].id, {"sky": "sunny"})]
     _, second = await run(emu, provider, follow_up, **_THINKING_PARAMS[provider])
@@ -230,15 +238,86 @@ async def test_tool_round_trip_with_reasoning_is_accepted(emulator: ProviderEmul
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("provider", ["responses", "anthropic", "gemini"])
-async def test_emulator_refuses_a_follow_up_without_its_reasoning(
+async def test_emulator_refuses_responses_calls_without_their_reasoning(emulator: ProviderEmulator) -> None:
+    second = await tool_round_trip(emulator, "responses", strip=True)
+    assert isinstance(second.error, AdapterError) and second.error.reason == "invalid_request"
+    assert second.error.status == 400 and "reasoning" in second.error.message
+    assert emulator.posts() == 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("provider", ["anthropic", "gemini"])
+async def test_a_follow_up_that_lost_its_reasoning_is_still_valid(
     emulator: ProviderEmulator, provider: str
 ) -> None:
+    """Anthropic leaves thinking off for it; Gemini sends its documented stand-in signature."""
     second = await tool_round_trip(emulator, provider, strip=True)
-    assert not second.ok
-    assert isinstance(second.error, AdapterError) and second.error.reason == "invalid_request"
-    assert second.error.status == 400
-    assert emulator.posts() == 2
+    assert second.ok, second.error
+    body = emulator.requests[1].json
+    if provider == "anthropic":
+        assert "thinking" not in body
+    else:
+        (model_turn,) = [c for c in body["contents"] if c["role"] == "model"]
+        assert model_turn["parts"][0]["thoughtSignature"] == "skip_thought_signature_validator"
+
+
+async def _post(emu: ProviderEmulator, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.post(emu.url + path, json=body) as response:
+        text = await response.text()
+        return response.status, json.loads(text) if response.status >= 400 else text
+
+
+_ANTHROPIC_TURNS = [
+    {"role": "user", "content": "Weather?"},
+    {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}],
+    },
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]},
+]
+
+
+@pytest.mark.asyncio
+async def test_emulator_refuses_anthropic_thinking_turns_like_the_api(emulator: ProviderEmulator) -> None:
+    body = {"model": "claude", "max_tokens": 64, "stream": True, "messages": _ANTHROPIC_TURNS}
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    status, error = await _post(emulator, "/v1/messages", {**body, "thinking": thinking})
+    assert status == 400 and "Expected `thinking` or `redacted_thinking`" in error["error"]["message"]
+    forged = {"type": "thinking", "thinking": "hmm", "signature": "EqForged"}
+    turns = [
+        _ANTHROPIC_TURNS[0],
+        {**_ANTHROPIC_TURNS[1], "content": [forged, *_ANTHROPIC_TURNS[1]["content"]]},
+    ]
+    status, error = await _post(
+        emulator, "/v1/messages", {**body, "thinking": thinking, "messages": [*turns, _ANTHROPIC_TURNS[2]]}
+    )
+    assert status == 400 and "Invalid `signature`" in error["error"]["message"]
+    status, _ = await _post(emulator, "/v1/messages", body)  # thinking off: accepted
+    assert status == 200
+
+
+@pytest.mark.asyncio
+async def test_emulator_refuses_gemini_calls_without_their_signature(emulator: ProviderEmulator) -> None:
+    call = {"functionCall": {"name": "get_weather", "args": {}}}
+    answer = {"functionResponse": {"name": "get_weather", "response": {"sky": "sunny"}}}
+    contents = [
+        {"role": "user", "parts": [{"text": "Weather?"}]},
+        {"role": "model", "parts": [call]},
+        {"role": "user", "parts": [answer]},
+    ]
+    body = {"contents": contents, "generationConfig": {"thinkingConfig": {"thinkingBudget": 128}}}
+    path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    status, error = await _post(emulator, path, body)
+    assert status == 400 and "missing a thought_signature" in error["error"]["message"]
+    contents[1] = {"role": "model", "parts": [{**call, "thoughtSignature": "forged"}]}
+    status, _ = await _post(emulator, path, body)
+    assert status == 400
+    contents[1] = {
+        "role": "model",
+        "parts": [{**call, "thoughtSignature": "skip_thought_signature_validator"}],
+    }
+    status, _ = await _post(emulator, path, body)
+    assert status == 200
 
 
 @pytest.mark.asyncio
@@ -255,14 +334,19 @@ async def test_emulator_refuses_a_tool_result_for_an_unknown_call(
     assert isinstance(second.error, AdapterError) and second.error.reason == "invalid_request"
 
 
+_CROSS = [
+    (origin, target)
+    for origin in ("responses", "anthropic", "gemini")
+    for target in PROVIDERS
+    if origin != target and {origin, target} != {"openai", "responses"}
+]
+
+
 @pytest.mark.asyncio
-@pytest.mark.parametrize("origin", ["responses", "anthropic", "gemini"])
-@pytest.mark.parametrize("target", PROVIDERS)
+@pytest.mark.parametrize(("origin", "target"), _CROSS)
 async def test_other_providers_reasoning_is_dropped_cleanly(
     emulator: ProviderEmulator, origin: str, target: str
 ) -> None:
-    if origin == target or {origin, target} == {"openai", "responses"}:
-        pytest.skip("same provider")
     emulator.enqueue(Reply(text="", thinking=THINKING, tool_calls=[ToolCallSpec("get_weather", WEATHER)]))
     question = allm.user("What is the weather in Paris?")
     _, first = await run(emulator, origin, [question], **_THINKING_PARAMS[origin])
@@ -295,7 +379,7 @@ async def test_refusal_has_one_place_and_one_finish_reason(emulator: ProviderEmu
 @pytest.mark.asyncio
 async def test_recorded_anthropic_refusal(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(body=(RECORDED / "anthropic_refusal.sse").read_bytes()))
-    events, response = await run(emulator, "anthropic")
+    _events, response = await run(emulator, "anthropic")
     assert response.ok and response.finish_reason == "content_filter"
     assert response.message.refusal == "This request was refused due to policy."
     assert response.metadata[ev.META_NATIVE_FINISH_REASON] == "refusal"
@@ -308,7 +392,12 @@ async def test_openai_refusal_recorded_shape(emulator: ProviderEmulator) -> None
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        body = {"id": "chatcmpl-R1", "object": "chat.completion.chunk", "model": "gpt-4o", "choices": [choice]}
+        body = {
+            "id": "chatcmpl-R1",
+            "object": "chat.completion.chunk",
+            "model": "gpt-4o",
+            "choices": [choice],
+        }
         return f"data: {json.dumps(body)}\n\n"
 
     body = (
@@ -360,21 +449,31 @@ async def test_output_tokens_include_reasoning(emulator: ProviderEmulator, provi
 
 # -- OpenAI-compatible servers -------------------------------------------------------------------
 def _sse(*chunks: dict[str, Any] | str) -> bytes:
-    return b"".join(
-        f"data: {c if isinstance(c, str) else json.dumps(c)}\n\n".encode() for c in chunks
-    )
+    return b"".join(f"data: {c if isinstance(c, str) else json.dumps(c)}\n\n".encode() for c in chunks)
 
 
 def _choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {"id": "chatcmpl-c1", "model": "llama3.2", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "chatcmpl-c1",
+        "model": "llama3.2",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
 
 @pytest.mark.asyncio
 async def test_tool_call_deltas_without_index(emulator: ProviderEmulator) -> None:
     """Ollama's shape: whole calls, no ``index``, several in one response."""
     calls = [
-        {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-        {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}},
+        {
+            "id": "call_a",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+        },
+        {
+            "id": "call_b",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'},
+        },
     ]
     body = _sse(
         _choice({"role": "assistant", "content": ""}),
@@ -405,10 +504,17 @@ async def test_stream_without_usage_chunk(emulator: ProviderEmulator) -> None:
 @pytest.mark.asyncio
 async def test_azure_first_chunk_with_empty_choices(emulator: ProviderEmulator) -> None:
     filters = {"prompt_index": 0, "content_filter_results": {"hate": {"filtered": False, "severity": "safe"}}}
-    first = {"id": "", "object": "", "created": 0, "model": "", "choices": [], "prompt_filter_results": [filters]}
+    first = {
+        "id": "",
+        "object": "",
+        "created": 0,
+        "model": "",
+        "choices": [],
+        "prompt_filter_results": [filters],
+    }
     body = _sse(first, _choice({"role": "assistant", "content": "Hi"}), _choice({}, "stop"), "[DONE]")
     emulator.enqueue(Reply(body=body))
-    events, response = await run(emulator, "openai")
+    _events, response = await run(emulator, "openai")
     assert response.ok and response.output_text == "Hi"
     assert response.metadata[ev.META_RESPONSE_ID] == "chatcmpl-c1"
     assert response.metadata[ev.META_MODEL] == "llama3.2"

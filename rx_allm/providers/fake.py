@@ -7,6 +7,11 @@ Script entries are tuples (lists after a JSON round trip):
 * ``("tool_call_delta", {"id", "arguments_delta"})`` → ``tool_call_delta``
 * ``("usage", {Usage fields})`` → the usage ``raw_chunk`` emitted before ``message_completed``
 * ``("raw_chunk", kind, data)`` → ``raw_chunk``
+* ``("reasoning", text_or_fields)`` → ``raw_chunk(kind="reasoning_delta")`` and ``reasoning_completed``;
+  the :class:`~rx_allm.models.Reasoning` (``provider="fake"`` unless the fields name one) lands in
+  ``Message.reasoning``
+* ``("refusal", text)`` → ``raw_chunk(kind="refusal_delta")``; ``Message.refusal`` holds the text and
+  the message finishes with ``content_filter``
 * ``("finish", reason)`` → closes the stream (later entries are never read)
 * ``("error", reason_or_payload)`` → terminal ``on_error(AdapterError)`` (a dict payload gives its fields;
   an unknown reason becomes ``AdapterError("unknown", cause=payload)``)
@@ -15,9 +20,15 @@ Script entries are tuples (lists after a JSON round trip):
   ``("error_event", reason, opts)`` → ``on_error(AdapterError)``,
   ``("stream_error", reason, opts)`` → ``on_error(StreamError)``
 
-A stream closes with ``text_completed`` (if any text streamed), the usage chunk (if
-any usage), then ``message_completed``. ``adapter_opts``: ``script`` (replayed on every
-call) or ``scripts`` (one list per call, cursor per engine), ``usage`` (wins over
+Text entries form one text block (id ``text_1``, ``text_2``, ...) closed by one
+``text_completed`` before a tool call, reasoning or refusal entry, or at the finish (delays,
+usage and raw chunks do not end a block); a stream closes with the usage chunk
+(if any usage), then ``message_completed``. ``message_started`` and
+``message_completed`` carry ``META_PROVIDER`` (``"fake"``) and, once finished,
+``META_NATIVE_FINISH_REASON`` like every adapter (the Fake has no provider response id).
+
+``adapter_opts``: ``script`` (replayed on every call) or ``scripts`` (one list per call,
+cursor per engine), ``usage`` (wins over
 script usage), ``cleanup_observer`` (called once per subscription with
 ``"completed"``, ``"error"`` or ``"disposed"``), ``record`` (a list receiving
 ``(request, opts)`` per call).
@@ -39,6 +50,8 @@ from rx_allm._loop import default_scheduler
 from rx_allm.adapter import StreamOptions
 from rx_allm.errors import AdapterError, EngineError, RxAllmError, StreamError
 from rx_allm.events import (
+    META_NATIVE_FINISH_REASON,
+    META_PROVIDER,
     Event,
     MessageCompleted,
     MessageStarted,
@@ -48,10 +61,15 @@ from rx_allm.events import (
     ToolCallCompleted,
     ToolCallDelta,
     ToolCallStarted,
+    reasoning_completed,
+    reasoning_delta,
+    refusal_delta,
 )
-from rx_allm.models import Message, Request, ToolCall, Usage
+from rx_allm.models import Message, Reasoning, Request, ToolCall, Usage
 
 _CACHE_SIZE = 512
+#: Entries that end a text block (delays, usage, raw chunks and bare argument deltas do not).
+_CLOSES_TEXT = frozenset({"tool_call", "reasoning", "refusal"})
 _FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error", "other"})
 
 
@@ -124,85 +142,133 @@ def _select_script(aopts: Any, call_index: int) -> Sequence[Any]:
 
 def compile_script(script: Sequence[Any], forced_usage: Any = None) -> list[_Step]:
     """Turn script entries into the steps one subscription replays (raises for a bad script)."""
-    steps: list[_Step] = [MessageStarted()]
-    text: list[str] = []
-    calls: dict[str, ToolCall] = {}
-    usage: Usage | None = None
-    finish: str | None = None
+    compiler = _Compiler()
     for index, entry in enumerate(script):
         try:
             tag, args = _split(entry)
-            if tag == "preflight_error":
-                if index:
-                    raise ValueError("preflight_error must be the first entry")
-                raise _adapter_error(args[0], args[1] if len(args) > 1 else None)
-            if tag in ("text", "text_delta"):
-                (value,) = args
-                if not isinstance(value, str):
-                    raise ValueError("text must be a string")
-                if value:
-                    text.append(value)
-                    steps.append(TextDelta(delta=value))
-            elif tag == "tool_call":
-                call = _tool_call(args[0])
-                calls[call.id] = call
-                steps.append(ToolCallStarted(id=call.id, name=call.name))
-                steps.append(
-                    ToolCallCompleted(
-                        id=call.id,
-                        name=call.name,
-                        arguments=call.arguments,
-                        raw_arguments=call.raw_arguments,
-                        metadata=call.metadata,
-                    )
-                )
-            elif tag == "tool_call_delta":
-                spec = dict(args[0])
-                steps.append(ToolCallDelta(id=str(spec["id"]), arguments_delta=str(spec["arguments_delta"])))
-            elif tag == "usage":
-                usage = Usage.model_validate(args[0]) if not isinstance(args[0], Usage) else args[0]
-            elif tag == "raw_chunk":
-                steps.append(RawChunk(kind=str(args[0]), data=args[1] if len(args) > 1 else None))
-            elif tag == "delay":
-                (seconds,) = args
-                if not isinstance(seconds, (int, float)) or seconds < 0:
-                    raise ValueError("delay must be a non-negative number of seconds")
-                steps.append(_Delay(float(seconds)))
-            elif tag == "finish":
-                finish = args[0] if args else "stop"
-                if finish is not None and finish not in _FINISH_REASONS:
-                    raise ValueError(f"unknown finish reason {finish!r}")
+            if tag == "preflight_error" and index:
+                raise ValueError("preflight_error must be the first entry")
+            if compiler.add(tag, args):
                 break
-            elif tag == "error":
-                payload = args[0]
-                steps.append(_Fail(partial(_scripted_error, payload)))
-                return steps
-            elif tag == "error_event":
-                reason, extra = args[0], (args[1] if len(args) > 1 else None)
-                _adapter_error(reason, extra)  # validate now
-                steps.append(_Fail(partial(_adapter_error, reason, extra)))
-                return steps
-            elif tag == "stream_error":
-                reason, extra = args[0], (args[1] if len(args) > 1 else None)
-                _stream_error(reason, extra)  # validate now
-                steps.append(_Fail(partial(_stream_error, reason, extra)))
-                return steps
-            else:
-                raise ValueError(f"unknown tag {tag!r}")
         except AdapterError:
             raise
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise EngineError("invalid_engine", f"fake script entry {index} {entry!r}: {exc}") from None
+    if compiler.failed:
+        return compiler.steps
     if forced_usage is not None:
         usage = forced_usage if isinstance(forced_usage, Usage) else Usage.model_validate(forced_usage)
-    full_text = "".join(text)
-    if full_text:
-        steps.append(TextCompleted(text=full_text))
-    if usage is not None:
-        steps.append(RawChunk(kind="usage", data=usage))
-    message = Message(role="assistant", content=full_text, tool_calls=list(calls.values()))
-    steps.append(MessageCompleted(message=message, finish_reason=finish))  # type: ignore[arg-type]
-    return steps
+        compiler.usage = usage
+    return compiler.finish()
+
+
+class _Compiler:
+    """The steps of one script, built entry by entry."""
+
+    def __init__(self) -> None:
+        self.metadata: dict[str, Any] = {META_PROVIDER: "fake"}  # no provider response id: nothing was sent
+        self.steps: list[_Step] = [MessageStarted(metadata=dict(self.metadata))]
+        self.text: list[str] = []
+        self.block: list[str] = []
+        self.blocks = 0
+        self.calls: dict[str, ToolCall] = {}
+        self.reasoning: list[Reasoning] = []
+        self.refusal: str | None = None
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.failed = False
+
+    def add(self, tag: str, args: tuple[Any, ...]) -> bool:
+        """Compile one entry; True when the script ends here (a finish or a failure)."""
+        if tag == "preflight_error":
+            raise _adapter_error(args[0], args[1] if len(args) > 1 else None)
+        if tag in ("text", "text_delta"):
+            self._text(*args)
+        elif tag in _FAILURES:
+            self.steps.append(_FAILURES[tag](args))
+            self.failed = True
+            return True
+        elif tag == "finish":
+            self.finish_reason = args[0] if args else "stop"
+            if self.finish_reason is not None and self.finish_reason not in _FINISH_REASONS:
+                raise ValueError(f"unknown finish reason {self.finish_reason!r}")
+            return True
+        else:
+            if tag in _CLOSES_TEXT:
+                self._close_text()
+            self._other(tag, args)
+        return False
+
+    def _other(self, tag: str, args: tuple[Any, ...]) -> None:
+        if tag == "tool_call":
+            call = _tool_call(args[0])
+            self.calls[call.id] = call
+            self.steps.append(ToolCallStarted(id=call.id, name=call.name))
+            self.steps.append(ToolCallCompleted(**call.model_dump()))
+        elif tag == "tool_call_delta":
+            spec = dict(args[0])
+            self.steps.append(ToolCallDelta(id=str(spec["id"]), arguments_delta=str(spec["arguments_delta"])))
+        elif tag == "usage":
+            self.usage = args[0] if isinstance(args[0], Usage) else Usage.model_validate(args[0])
+        elif tag == "raw_chunk":
+            self.steps.append(RawChunk(kind=str(args[0]), data=args[1] if len(args) > 1 else None))
+        elif tag == "delay":
+            (seconds,) = args
+            if not isinstance(seconds, (int, float)) or seconds < 0:
+                raise ValueError("delay must be a non-negative number of seconds")
+            self.steps.append(_Delay(float(seconds)))
+        elif tag == "reasoning":
+            self._reasoning(args[0])
+        elif tag == "refusal":
+            (text,) = args
+            self.refusal = (self.refusal or "") + str(text)
+            if text:
+                self.steps.append(refusal_delta(str(text)))
+        else:
+            raise ValueError(f"unknown tag {tag!r}")
+
+    def _text(self, value: Any) -> None:
+        if not isinstance(value, str):
+            raise ValueError("text must be a string")
+        if value:
+            if not self.block:
+                self.blocks += 1
+            self.block.append(value)
+            self.text.append(value)
+            self.steps.append(TextDelta(id=f"text_{self.blocks}", delta=value))
+
+    def _close_text(self) -> None:
+        if self.block:
+            self.steps.append(TextCompleted(id=f"text_{self.blocks}", text="".join(self.block)))
+            self.block = []
+
+    def _reasoning(self, spec: Any) -> None:
+        fields = {"text": spec} if isinstance(spec, str) else dict(spec)
+        reasoning = Reasoning.model_validate({"provider": "fake", **fields})
+        block_id = f"reasoning_{len(self.reasoning) + 1}"
+        if reasoning.text:
+            self.steps.append(reasoning_delta(block_id, reasoning.text))
+        self.steps.append(reasoning_completed(block_id, reasoning))
+        self.reasoning.append(reasoning)
+
+    def finish(self) -> list[_Step]:
+        self._close_text()
+        if self.usage is not None:
+            self.steps.append(RawChunk(kind="usage", data=self.usage))
+        finish = "content_filter" if self.refusal is not None else self.finish_reason
+        message = Message(
+            role="assistant",
+            content="".join(self.text),
+            tool_calls=list(self.calls.values()),
+            reasoning=self.reasoning,
+            refusal=self.refusal,
+        )
+        metadata = dict(self.metadata)
+        if self.finish_reason is not None:
+            metadata[META_NATIVE_FINISH_REASON] = self.finish_reason
+        completed = MessageCompleted(message=message, finish_reason=finish, metadata=metadata)  # type: ignore[arg-type]
+        self.steps.append(completed)
+        return self.steps
 
 
 def _split(entry: Any) -> tuple[str, tuple[Any, ...]]:
@@ -245,6 +311,23 @@ def _scripted_error(payload: Any) -> AdapterError:
     if isinstance(payload, dict) and payload.get("reason") in AdapterError.reasons:
         return AdapterError(**{"provider": "fake", **payload})
     return AdapterError("unknown", "scripted error", provider="fake", cause=payload)
+
+
+def _failure(make: Callable[[Any, Any], RxAllmError], check: bool) -> Callable[[tuple[Any, ...]], _Fail]:
+    def step(args: tuple[Any, ...]) -> _Fail:
+        reason, extra = args[0], (args[1] if len(args) > 1 else None)
+        if check:
+            make(reason, extra)  # validate now
+        return _Fail(partial(make, reason, extra))
+
+    return step
+
+
+_FAILURES: dict[str, Callable[[tuple[Any, ...]], _Fail]] = {
+    "error": lambda args: _Fail(partial(_scripted_error, args[0])),
+    "error_event": _failure(_adapter_error, check=True),
+    "stream_error": _failure(_stream_error, check=True),
+}
 
 
 def _replay(steps: list[_Step], cleanup: Callable[[str], Any] | None) -> Observable[Event]:

@@ -28,6 +28,8 @@ __all__ = ["Issued", "Refusal", "refusal"]
 
 _THINKING_DOCS = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
 _SIGNATURE_DOCS = "https://ai.google.dev/gemini-api/docs/thought-signatures"
+#: The signatures Gemini documents for calls it did not produce (accepted without a check).
+_GEMINI_STAND_INS = frozenset({"skip_thought_signature_validator", "context_engineering_is_the_way_to_go"})
 
 
 @dataclass
@@ -151,7 +153,10 @@ def _responses_item(
             return 404, f"Item with id '{item_id}' not found."
         nxt = items[i + 1] if i + 1 < len(items) else {}
         if nxt.get("id") != following:
-            return 400, f"Item '{item_id}' of type 'reasoning' was provided without its required following item."
+            return (
+                400,
+                f"Item '{item_id}' of type 'reasoning' was provided without its required following item.",
+            )
     if item.get("type") == "function_call":
         reasoning = issued.responses_calls.get(str(item.get("call_id")))
         if reasoning is not None and reasoning not in sent:
@@ -190,20 +195,26 @@ def _anthropic_tool_pairs(messages: list[dict[str, Any]]) -> Iterator[Problem]:
         known = {b.get("id") for b in _blocks(previous) if b.get("type") == "tool_use"}
         for j, block in enumerate(_blocks(message)):
             if block.get("type") == "tool_result" and block.get("tool_use_id") not in known:
-                yield 400, (
-                    f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
-                    f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
-                    "`tool_use` block in the previous message."
+                yield (
+                    400,
+                    (
+                        f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                        f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
+                        "`tool_use` block in the previous message."
+                    ),
                 )
         following = messages[i + 1] if i + 1 < len(messages) else None
         if uses and following is not None:
             answered = {b.get("tool_use_id") for b in _blocks(following) if b.get("type") == "tool_result"}
             missing = [str(u) for u in uses if u not in answered]
             if missing:
-                yield 400, (
-                    f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks immediately "
-                    f"after: {', '.join(missing)}. Each `tool_use` block must have a corresponding "
-                    "`tool_result` block in the next message."
+                yield (
+                    400,
+                    (
+                        f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks "
+                        f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+                        "corresponding `tool_result` block in the next message."
+                    ),
                 )
 
 
@@ -243,7 +254,9 @@ def _anthropic_final_turn(messages: list[dict[str, Any]]) -> Problem | None:
 def _gemini(body: dict[str, Any], issued: Issued) -> Problem | None:
     contents = _dicts(body.get("contents"))
     for i, content in enumerate(contents):
-        responses = [p["functionResponse"] for p in _parts(content) if isinstance(p.get("functionResponse"), dict)]
+        responses = [
+            p["functionResponse"] for p in _parts(content) if isinstance(p.get("functionResponse"), dict)
+        ]
         if not responses:
             continue
         previous = contents[i - 1] if i else {}
@@ -283,7 +296,7 @@ def _gemini_signatures(contents: list[dict[str, Any]], issued: Issued) -> Proble
                 f"performance. Additional data, function call `default_api:{name}` , position {position}. "
                 f"Please refer to {_SIGNATURE_DOCS} for more details."
             )
-        if signature not in issued.gemini_signatures:
+        if signature not in issued.gemini_signatures and signature not in _GEMINI_STAND_INS:
             return 400, f"Corrupted thought signature (contents.{i}.parts.{position - 1})."
     return None
 

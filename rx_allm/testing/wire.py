@@ -264,7 +264,9 @@ class Renderer:
         self.thinking = split_text(reply.thinking or "")
         self.finish = native_finish(self.provider, reply)
         self.arguments = [json.dumps(c.arguments, ensure_ascii=False) for c in reply.tool_calls]
-        self.usage = _Usage.of(reply, self.request, self.text + (reply.refusal or "") + "".join(self.arguments))
+        self.usage = _Usage.of(
+            reply, self.request, self.text + (reply.refusal or "") + "".join(self.arguments)
+        )
         self.obfuscate = _get(self.request, "stream_options", "include_obfuscation") is not False
         self.issued = Issued()
         self._seq = 0
@@ -482,7 +484,11 @@ class _ResponsesRenderer(Renderer):
         if self.encrypted:
             done["encrypted_content"] = "gAAAAA" + self.new_id("", 120)
         events = self._part(
-            ("response.reasoning_summary_part", "response.reasoning_summary_text"), where, part, self.thinking, {}
+            ("response.reasoning_summary_part", "response.reasoning_summary_text"),
+            where,
+            part,
+            self.thinking,
+            {},
         )
         following = self.message_id if self.has_text else (self.call_items or [""])[0]
         self.issued.responses_reasoning[self.reasoning_id] = following
@@ -596,14 +602,14 @@ class _AnthropicRenderer(Renderer):
                 [*deltas, {"type": "signature_delta", "signature": signature}],
             )
         if self.reply.redacted_thinking is not None:
-            block = {"type": "redacted_thinking", "data": self.reply.redacted_thinking}
-            frames += self._block(self.text_index - 1, block, [])
+            redacted = {"type": "redacted_thinking", "data": self.reply.redacted_thinking}
+            frames += self._block(self.text_index - 1, redacted, [])
         if self.has_text:
             deltas = [{"type": "text_delta", "text": t} for t in self.deltas]
             frames += self._block(self.text_index, {"type": "text", "text": ""}, deltas)
         first_tool = self.text_index + int(self.has_text)
         for i, (call, args) in enumerate(zip(self.reply.tool_calls, self.arguments, strict=True)):
-            block = {
+            block: dict[str, Any] = {
                 "type": "tool_use",
                 "id": call.id or self.new_id("toolu_01", 22),
                 "name": call.name,
@@ -704,7 +710,7 @@ class _GeminiRenderer(Renderer):
         if self.reply.thinking is not None:  # thinking models sign the first call, else the last part
             signature = self.new_id("Cq", 64)
             self.issued.gemini_signatures.add(signature)
-            signed = calls[0] if calls else chunks[-1][-1]
+            signed: dict[str, Any] = calls[0] if calls else chunks[-1][-1]
             signed["thoughtSignature"] = signature
         n = len(chunks)
         return [

@@ -14,10 +14,12 @@ classifying in-band error frames and HTTP error bodies, the headers, the tool sp
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from reactivex import Observable
 
@@ -34,29 +36,34 @@ from rx_allm.providers.openai.shared import (
     ENV_VARS,
     LATER_GPT,
     PROVIDER,
+    is_azure,
     request_headers,
     unsupported,
 )
 
+#: Where an Azure OpenAI key is looked up (the Azure variable first).
+AZURE_ENV_VARS = ("AZURE_OPENAI_API_KEY", *ENV_VARS)
 _RESPONSES_MODELS = re.compile(rf"^(?:{LATER_GPT}|o[1-9])")
 
 
 # -- the adapter ----------------------------------------------------------------
 class OpenAI:
     """Streams OpenAI Chat Completions or Responses (``adapter_opts``: ``api_key``, ``base_url``,
-    ``endpoint``, ``organization``, ``project``, ``session``)."""
+    ``endpoint``, ``organization``, ``project``, ``session``; Azure OpenAI: ``azure_deployment``,
+    ``api_version``)."""
 
     name = "openai"
     requires_model = True
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
         """Pre-flight (raising), then a cold Observable performing one POST per subscription."""
-        key = resolve_api_key(PROVIDER, opts, ENV_VARS)
+        azure = is_azure(opts.adapter_opts)
+        key = resolve_api_key(PROVIDER, opts, AZURE_ENV_VARS if azure else ENV_VARS)
         model = request.model or opts.model or ""
         endpoint = ENDPOINTS[select_endpoint(model, opts)]
         check_supported(request, opts, endpoint.name)
         call = HttpCall(
-            url=base_url(opts, DEFAULT_BASE_URL) + endpoint.path,
+            url=endpoint_url(opts, endpoint.path),
             body=json_bytes(endpoint.build(request, model, opts.params)),
             headers=request_headers(key, opts.adapter_opts),
             new_mapper=endpoint.mapper,
@@ -64,6 +71,21 @@ class OpenAI:
             **transport_options(opts),
         )
         return http_stream(call)
+
+
+def endpoint_url(opts: StreamOptions, path: str) -> str:
+    """``base_url`` (else ``OPENAI_BASE_URL``, else the API) + the path; Azure deployments get theirs.
+
+    With ``azure_deployment`` the path is ``/openai/deployments/<name><path>`` under the
+    resource's ``base_url``; ``api_version`` is sent as the ``api-version`` query parameter.
+    """
+    url = base_url(opts, os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
+    deployment = opts.adapter_opts.get("azure_deployment")
+    if deployment:
+        url += f"/openai/deployments/{quote(str(deployment), safe='')}"
+    url += path
+    version = opts.adapter_opts.get("api_version")
+    return f"{url}?{urlencode({'api-version': version})}" if version else url
 
 
 def select_endpoint(model: str, opts: StreamOptions) -> str:

@@ -15,7 +15,6 @@ from typing import Any
 
 from rx_allm._sse import SSEEvent
 from rx_allm.adapter import Emit, StreamMapper, usage_from
-from rx_allm.errors import AdapterError
 from rx_allm.events import ToolCallCompleted
 from rx_allm.models import FinishReason, Message, Request, Tool
 from rx_allm.providers.openai.shared import (
@@ -143,6 +142,8 @@ class ChatCompletionsMapper(StreamMapper):
             self.complete()
             return
         chunk = self.json_object(event.data)
+        if chunk.get("id") or chunk.get("choices") != []:  # not Azure's empty prompt-filter chunk
+            self.announce(chunk.get("id"), chunk.get("model"))
         if chunk.get("error"):
             raise_in_band(chunk["error"])
         choice = _first_choice(chunk.get("choices"))
@@ -160,7 +161,9 @@ class ChatCompletionsMapper(StreamMapper):
 
     def _choice(self, choice: dict[str, Any]) -> None:
         delta = fields_of(choice.get("delta"))
+        self.reasoning_delta(0, delta.get("reasoning_content") or delta.get("reasoning"))
         self.text_delta(delta.get("content"))
+        self.refusal_delta(delta.get("refusal"))
         fragments = delta.get("tool_calls")
         if isinstance(fragments, list):
             for fragment in fragments:
@@ -196,14 +199,7 @@ class ChatCompletionsMapper(StreamMapper):
         slot.buffer.clear()
 
     def _finish(self, native: str) -> None:
-        finish = _CHAT_FINISH.get(native, "other")
-        if finish == "content_filter":
-            raise AdapterError(
-                "content_filter", "OpenAI stopped the reply: finish_reason content_filter", provider=PROVIDER
-            )
-        if finish != native:
-            self.completion_metadata["native_finish_reason"] = native
-        self.finish = finish
+        self.set_finish(native, _CHAT_FINISH.get(native, "other"))
         self.terminal_seen = True
 
 
