@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -58,13 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     chat = commands.add_parser("chat", help="stream a reply to the terminal")
-    chat.add_argument("prompt", help="what to ask")
+    chat.add_argument("prompt", nargs="?", help="what to ask (optional with --interactive)")
     chat.add_argument("--provider", choices=["openai", "anthropic", "gemini", "fake"])
     chat.add_argument("--model", help="model name (default depends on the provider)")
     chat.add_argument("--base-url", help="provider base URL (e.g. a compatible server)")
     chat.add_argument("--system", help="a system message")
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--temperature", type=float)
+    chat.add_argument(
+        "--interactive", "-i", action="store_true", help="keep talking: a REPL keeping the conversation"
+    )
+    chat.add_argument(
+        "--tools", choices=["demo"], help="let the model call tools (demo: a clock and a calculator)"
+    )
     shown = chat.add_mutually_exclusive_group()
     shown.add_argument("--events", action="store_true", help="show every event")
     shown.add_argument("--json", action="store_true", help="print events as JSON lines (for piping)")
@@ -89,7 +96,8 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
         (name for name, names in KEY_VARIABLES.items() if any(os.environ.get(n) for n in names)), None
     )
     if provider == "fake":
-        yield Target(_fake_engine(args.prompt if hasattr(args, "prompt") else "hello"))
+        prompt = getattr(args, "prompt", None) or "hello"
+        yield Target(_fake_tools_engine(prompt) if getattr(args, "tools", None) else _fake_engine(prompt))
         return
     if provider is not None:
         opts = {"base_url": args.base_url} if args.base_url else {}
@@ -97,11 +105,17 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
             allm.Engine(adapter=provider, adapter_opts=opts, model=args.model or DEFAULT_MODELS[provider])
         )
         return
-    from rx_allm.testing.emulator import ProviderEmulator, Reply
+    from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 
-    emulator = ProviderEmulator(
-        responder=lambda sent: Reply(text=emulator_reply(last_user_text(sent.json)), chunk_delay=0.03)
-    )
+    def respond(sent: Any) -> Reply:
+        call = demo_tool_call(sent.json)
+        if call is not None:
+            return Reply(text="", tool_calls=[ToolCallSpec(*call)], chunk_delay=0.03)
+        return Reply(
+            text=emulator_reply(last_user_text(sent.json), tool=last_tool_result(sent.json)), chunk_delay=0.03
+        )
+
+    emulator = ProviderEmulator(responder=respond)
     with emulator.running():
         notice = (
             "rx-allm: no provider configured (no OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY): "
@@ -125,12 +139,44 @@ def last_user_text(body: Any) -> str:
     return ""
 
 
+def last_tool_result(body: Any) -> str | None:
+    """The content of the request's last message when it is a tool result, else None."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if isinstance(last, dict) and last.get("role") == "tool":
+        return str(last.get("content"))
+    return None
+
+
+def demo_tool_call(body: Any) -> tuple[str, dict[str, Any]] | None:
+    """The demo tool call the emulator makes for a request offering the demo tools (None: answer)."""
+    offered = {t.get("function", {}).get("name") for t in (body.get("tools") or []) if isinstance(t, dict)}
+    if last_tool_result(body) is not None or not offered:
+        return None
+    prompt = last_user_text(body)
+    expression = arithmetic_in(prompt)
+    if expression is not None and "calculator" in offered:
+        return ("calculator", {"expression": expression})
+    if "clock" in offered and any(word in prompt.lower() for word in ("time", "clock", "date")):
+        return ("clock", {})
+    return None
+
+
+def arithmetic_in(text: str) -> str | None:
+    """The first arithmetic expression in ``text`` (digits with at least one operator), or None."""
+    match = re.search(r"[-(]*\d[\d.\s()]*(?:[-+*/%]+[\s(]*[\d.]+[\d.\s()]*)+", text)
+    return match.group(0).strip() if match else None
+
+
 def emulator_reply(
     prompt: str,
     origin: str = "rx_allm's provider emulator, streamed token by token over real HTTP in the OpenAI "
     "Chat Completions format",
+    tool: str | None = None,
 ) -> str:
     """What the emulator (or the Fake, with its own ``origin``) answers in the demo."""
+    if tool is not None:
+        return f"The tool answered {tool}. (This is {origin}; set an API key to talk to a real model.)"
     return (
         f"You asked: “{prompt}”. This answer comes from {origin}. Set OPENAI_API_KEY, "
         "ANTHROPIC_API_KEY or GEMINI_API_KEY to talk to a real model."
@@ -149,28 +195,70 @@ def _fake_engine(prompt: str) -> allm.Engine:
     return allm.Engine(adapter="fake", adapter_opts={"script": script})
 
 
+def _fake_tools_engine(prompt: str) -> allm.Engine:
+    from rx_allm.chat.demo_tools import demo_scripts
+
+    # Two scripts per reply (the tool call, then the answer), for up to 50 replies of a REPL.
+    return allm.Engine(
+        adapter="fake", adapter_opts={"scripts": demo_scripts(arithmetic_in(prompt) or "6 * 7") * 50}
+    )
+
+
 # -- chat ------------------------------------------------------------------------------
 def _chat(args: argparse.Namespace) -> int:
-    messages = ([allm.system(args.system)] if args.system else []) + [allm.user(args.prompt)]
+    if not args.prompt and not args.interactive:
+        print("error: a prompt is needed (or --interactive)", file=sys.stderr)
+        return 2
     fields = {
         k: v for k, v in (("max_tokens", args.max_tokens), ("temperature", args.temperature)) if v is not None
     }
     with target_for(args) as target:
         if target.notice:
             print(target.notice, file=sys.stderr)
-        view = (
-            JsonView(sys.stdout)
-            if args.json
-            else EventsView(sys.stdout)
-            if args.events
-            else TextView(sys.stdout)
-        )
+        if args.interactive or args.tools:
+            return _conversation(args, target.engine, fields)
+        messages = ([allm.system(args.system)] if args.system else []) + [allm.user(args.prompt)]
         try:
             events = allm.stream_generate(target.engine, allm.request(messages, **fields))
         except RxAllmError as exc:
             print(error_line(exc), file=sys.stderr)
             return 2
-        return run_view(events, view)
+        return run_view(events, _view(args))
+
+
+def _view(args: argparse.Namespace) -> View:
+    return (
+        JsonView(sys.stdout) if args.json else EventsView(sys.stdout) if args.events else TextView(sys.stdout)
+    )
+
+
+def _conversation(args: argparse.Namespace, engine: allm.Engine, fields: dict[str, Any]) -> int:
+    """One reply with tools, or a REPL (``--interactive``) keeping the thread in a Session."""
+    from rx_allm.chat.demo_tools import DEMO_TOOLS
+
+    tools = DEMO_TOOLS if args.tools == "demo" else []
+    session = allm.Session(thread=allm.Thread(messages=[allm.system(args.system)] if args.system else []))
+    prompt: str | None = args.prompt
+    code = 0
+    while True:
+        if prompt is None:
+            try:
+                prompt = input("you> ")
+            except (EOFError, KeyboardInterrupt):
+                print(file=sys.stderr)
+                return code
+        if prompt.strip() in ("/exit", "/quit"):
+            return code
+        if prompt.strip():
+            try:
+                events = session.stream_reply(engine, prompt, tools=tools, **fields)
+            except RxAllmError as exc:
+                print(error_line(exc), file=sys.stderr)
+                return 2
+            code = run_view(events, _view(args))
+        if not args.interactive:
+            return code
+        prompt = None
 
 
 def run_view(events: Any, view: View) -> int:
@@ -254,6 +342,7 @@ class TextView(View):
         self.spinner: Any = None
         self.completed: allm.MessageCompleted | None = None
         self.usage: allm.Usage | None = None
+        self._arguments: dict[str, Any] = {}
 
     def waiting(self) -> None:
         try:
@@ -275,6 +364,18 @@ class TextView(View):
             self._stop_spinner()
             self.out.write(event.delta)
             self.out.flush()
+        elif isinstance(event, allm.ToolExecutionCompleted):
+            self._stop_spinner()
+            arguments = ", ".join(
+                f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in self._arguments.items()
+            )
+            shown = json.dumps(event.result, ensure_ascii=False)
+            self.out.write(
+                f"\n[tool {event.name}({arguments}) -> {shown}{' (error)' if event.is_error else ''}]\n"
+            )
+            self.out.flush()
+        elif isinstance(event, allm.ToolExecutionStarted):
+            self._arguments = event.arguments
         elif isinstance(event, allm.RawChunk) and isinstance(event.data, allm.Usage):
             self.usage = event.data
         elif isinstance(event, allm.MessageCompleted):

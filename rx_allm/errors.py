@@ -31,7 +31,7 @@ AdapterReason = Literal[
     "unknown",
 ]
 StreamReason = Literal["cancelled", "timeout", "malformed_event", "adapter_error", "truncated", "unknown"]
-ValidationReason = Literal["invalid_request", "invalid_message", "invalid_tool"]
+ValidationReason = Literal["invalid_request", "invalid_message", "invalid_tool", "invalid_output"]
 EngineReason = Literal["missing_adapter", "missing_stream_adapter", "missing_model", "invalid_engine"]
 
 
@@ -208,7 +208,12 @@ class StreamError(RxAllmError):
 
 
 class ValidationError(RxAllmError):
-    """A request refused before any I/O; ``errors`` lists ``(field path, reason)``."""
+    """Bad input, with ``errors`` listing ``(field path, reason)``.
+
+    A request refused before any I/O (``invalid_request``, ``invalid_message``,
+    ``invalid_tool``), or a model's structured output that does not validate
+    (``invalid_output``, see :func:`rx_allm.partial_output`).
+    """
 
     kind = "validation"
     reasons = frozenset(get_args(ValidationReason))

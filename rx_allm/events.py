@@ -1,7 +1,8 @@
 """The event vocabulary: immutable pydantic models discriminated by ``type``.
 
 Payload fields are open for additions; adding a new ``type`` is a breaking change.
-``parse_event`` turns the JSON form (``event.model_dump(mode="json")``) back into
+Eight stream events come from adapters; seven orchestration events come from the chat
+layer (:mod:`rx_allm.chat`). ``parse_event`` turns the JSON form (``event.model_dump(mode="json")``) back into
 the typed event.
 
 The metadata keys every adapter uses on ``message_started``/``message_completed``
@@ -16,7 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from rx_allm.models import FinishReason, Message, Reasoning, Usage
+from rx_allm.conversation import ChatResult, Thread, ToolOutcome
+from rx_allm.models import FinishReason, Message, Reasoning, Response, Usage
 
 # -- metadata keys (message_started / message_completed ``metadata``) -------------------
 #: The adapter's name (``"openai"``, ``"anthropic"``, ``"gemini"``, ``"fake"``, ...): on both events.
@@ -127,6 +129,70 @@ class MessageCompleted(_Event):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+# -- orchestration events (the chat layer, rx_allm.chat) -----------------------------------
+class ToolExecutionStarted(_Event):
+    """A tool call of the model is executed (emitted with its two companions)."""
+
+    type: Literal["tool_execution_started"] = "tool_execution_started"
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolExecutionCompleted(_Event):
+    """A tool call ended: its JSON-ready ``result`` (an error description when ``is_error``)."""
+
+    type: Literal["tool_execution_completed"] = "tool_execution_completed"
+    id: str
+    name: str
+    result: Any = None
+    is_error: bool = False
+
+
+class ToolResultEncoded(_Event):
+    """The tool message ``content`` sent back to the model for call ``id``."""
+
+    type: Literal["tool_result_encoded"] = "tool_result_encoded"
+    id: str
+    content: str
+
+
+class AskUserRequested(_Event):
+    """A tool raised ``AskUser``: the chat halts awaiting the user's answer."""
+
+    type: Literal["ask_user_requested"] = "ask_user_requested"
+    tool_call_id: str
+    tool_name: str
+    question: str
+    opts: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolHalt(_Event):
+    """A tool returned ``Halt(reason, result)``: the chat halts with ``reason``."""
+
+    type: Literal["tool_halt"] = "tool_halt"
+    tool_call_id: str
+    reason: str
+    result: Any = None
+
+
+class StepCompleted(_Event):
+    """Exactly once per step: the step's response and the thread after it."""
+
+    type: Literal["step_completed"] = "step_completed"
+    response: Response
+    thread: Thread
+    index: int = 0
+    tool_outcomes: list[ToolOutcome] = Field(default_factory=list)
+
+
+class ChatCompleted(_Event):
+    """Exactly once, last, when a chat ends without an error."""
+
+    type: Literal["chat_completed"] = "chat_completed"
+    result: ChatResult
+
+
 Event = Annotated[
     MessageStarted
     | TextDelta
@@ -135,11 +201,18 @@ Event = Annotated[
     | ToolCallDelta
     | ToolCallCompleted
     | RawChunk
-    | MessageCompleted,
+    | MessageCompleted
+    | ToolExecutionStarted
+    | ToolExecutionCompleted
+    | ToolResultEncoded
+    | AskUserRequested
+    | ToolHalt
+    | StepCompleted
+    | ChatCompleted,
     Field(discriminator="type"),
 ]
 
-#: Tags reserved for orchestration layers; never emitted by adapters.
+#: Tags of the orchestration events (the chat layer); never emitted by adapters or ``stream_generate``.
 RESERVED_TYPES: frozenset[str] = frozenset(
     {
         "tool_execution_started",
@@ -197,16 +270,23 @@ __all__ = [
     "REASONING_DELTA",
     "REFUSAL_DELTA",
     "THOUGHT_SIGNATURE",
+    "AskUserRequested",
+    "ChatCompleted",
     "Event",
     "MessageCompleted",
     "MessageStarted",
     "RESERVED_TYPES",
     "RawChunk",
+    "StepCompleted",
     "TextCompleted",
     "TextDelta",
     "ToolCallCompleted",
     "ToolCallDelta",
     "ToolCallStarted",
+    "ToolExecutionCompleted",
+    "ToolExecutionStarted",
+    "ToolHalt",
+    "ToolResultEncoded",
     "parse_event",
     "reasoning_completed",
     "reasoning_delta",

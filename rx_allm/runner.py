@@ -3,7 +3,9 @@
 ``stream_generate`` runs the pre-flight (raising before any I/O, see
 :mod:`rx_allm.preflight`), calls ``adapter.stream`` and composes exactly
 ``ops.do_action(on_event)`` and ``ops.filter(keep)`` on the adapter's Observable —
-no second wrapper, so disposal and errors propagate unchanged.
+no second wrapper, so disposal and errors propagate unchanged. (After
+:func:`rx_allm.otel.instrument`, and only then, the adapter's Observable is first
+wrapped by the tracing operator, which passes everything through.)
 
 ``on_event`` sees every adapter event, before the filters. It runs inside the
 subscriber's delivery; the runner does not catch its exceptions: one raised by
@@ -26,6 +28,7 @@ from reactivex import Observable
 from reactivex import operators as ops
 
 from rx_allm._loop import call_on_loop, running_loop
+from rx_allm.adapter import StreamOptions
 from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine
 from rx_allm.events import Event
@@ -33,6 +36,10 @@ from rx_allm.models import Request, Response
 from rx_allm.preflight import check_model, new_request_id, prepare
 
 OnEvent = Callable[[Event], Any]
+StreamHook = Callable[[Observable[Event], Any, Request, StreamOptions], Observable[Event]]
+
+#: Wraps each adapter Observable when set (by :func:`rx_allm.otel.instrument`); None costs nothing.
+stream_hook: StreamHook | None = None
 
 
 def stream_generate(
@@ -57,6 +64,8 @@ def stream_generate(
     resolved, opts = prepare(engine, request, options)
     check_model(adapter, resolved)
     source = adapter.stream(resolved, opts)
+    if stream_hook is not None:
+        source = stream_hook(source, adapter, resolved, opts)
     # ``op(source)`` is ``source.pipe(op)`` without pipe's per-call import and reduce (a few µs a call).
     if on_event is not None:
         source = ops.do_action(on_event)(source)

@@ -21,6 +21,11 @@ TIMEOUT = 120  # seconds per script; together they take well under a minute
 # script, tiny arguments, text its table must contain
 CASES = [
     ("fake_overhead.py", ["--calls", "50", "--rounds", "1"], ["await generate(engine, req)", "target"]),
+    (
+        "operators.py",
+        ["--calls", "50", "--deltas", "30", "--rounds", "1"],
+        ["tracing never enabled", "imports opentelemetry: False", "partial_output(Catalog)"],
+    ),
     ("stages.py", ["--chunks", "200", "--rounds", "1"], ["SSEDecoder + StreamMapper", "us/chunk"]),
     (
         "throughput.py",

@@ -33,7 +33,9 @@ PAGES = [
     ROOT / "docs" / "index.md",
     ROOT / "docs" / "getting-started.md",
     *sorted((ROOT / "docs" / "concepts").glob("*.md")),
+    *sorted((ROOT / "docs" / "guides").glob("*.md")),
     *sorted((ROOT / "docs" / "providers").glob("*.md")),
+    *sorted((ROOT / "docs" / "guides").glob("*.md")),
 ]
 NOT_RUN = "# not run:"
 TIME_LIMIT = 60.0

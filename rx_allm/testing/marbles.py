@@ -5,7 +5,9 @@
 * :func:`fake_engine` builds an engine replaying a script;
 * :func:`record_events` subscribes on a :class:`~reactivex.testing.TestScheduler` and
   returns ``(time, notification)`` pairs (:class:`Recorded`);
-* :func:`timeline` reads them as ``(time, label)`` pairs such as ``(1.0, "text_delta:Hel")``;
+* :func:`timeline` reads them as ``(time, label)`` pairs such as ``(1.0, "text_delta:Hel")``
+  (chat events too: ``"tool_execution_completed:add"`` — ``add!`` for an error result —,
+  ``"tool_result_encoded:3"``, ``"step_completed:0"``, ``"chat_completed:completed"``);
   :func:`assert_completed` and :func:`assert_error` check how the stream ended (errors by
   ``isinstance`` and reason: reactivex notifications compare by their printed form only);
 * :class:`CleanupCounter` records how and when Fake subscriptions ended.
@@ -30,13 +32,20 @@ from reactivex.testing import TestScheduler
 from rx_allm.engine import Engine
 from rx_allm.errors import RxAllmError
 from rx_allm.events import (
+    AskUserRequested,
+    ChatCompleted,
     MessageCompleted,
     RawChunk,
+    StepCompleted,
     TextCompleted,
     TextDelta,
     ToolCallCompleted,
     ToolCallDelta,
     ToolCallStarted,
+    ToolExecutionCompleted,
+    ToolExecutionStarted,
+    ToolHalt,
+    ToolResultEncoded,
 )
 
 __all__ = [
@@ -51,7 +60,7 @@ __all__ = [
 ]
 
 E = TypeVar("E", bound=BaseException)
-_DETAIL: Mapping[type[Any], str] = {
+_DETAIL: Mapping[type[Any], str | Callable[[Any], object]] = {
     TextDelta: "delta",
     TextCompleted: "text",
     ToolCallStarted: "name",
@@ -59,6 +68,13 @@ _DETAIL: Mapping[type[Any], str] = {
     ToolCallCompleted: "name",
     RawChunk: "kind",
     MessageCompleted: "finish_reason",
+    ToolExecutionStarted: "name",
+    ToolExecutionCompleted: lambda e: f"{e.name}{'!' if e.is_error else ''}",
+    ToolResultEncoded: "content",
+    AskUserRequested: "question",
+    ToolHalt: "reason",
+    StepCompleted: "index",
+    ChatCompleted: lambda e: e.result.halted_reason,
 }
 
 
@@ -169,7 +185,8 @@ class Recorded(NamedTuple):
         value = self.value
         detail = _DETAIL.get(type(value))
         if detail is not None:
-            return f"{value.type}:{getattr(value, detail)}"
+            shown = getattr(value, detail) if isinstance(detail, str) else detail(value)
+            return f"{value.type}:{shown}"
         return str(getattr(value, "type", value))
 
 

@@ -1,0 +1,148 @@
+"""Folding chat events into a :class:`ChatResult`: ``ChatCollector``, ``chat`` and ``chat_sync``.
+
+``chat()`` never raises for a failed step: the terminal ``on_error`` becomes
+``halted_reason="error"`` with the error, the completed steps and the failed step's
+partial response kept. A fold stopped before ``chat_completed`` reports ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Sequence
+from typing import Any
+
+from reactivex import Observable
+
+from rx_allm._loop import background_loop, running_loop
+from rx_allm.chat.loop import stream_chat
+from rx_allm.collector import StreamCollector
+from rx_allm.conversation import ChatResult, StepResult, Thread, sum_usage
+from rx_allm.engine import Engine
+from rx_allm.errors import RxAllmError, StreamError
+from rx_allm.events import ChatCompleted, Event, MessageStarted, StepCompleted
+from rx_allm.models import Message
+
+
+class ChatCollector:
+    """Accumulates chat events; :meth:`to_result` gives the ChatResult at any point."""
+
+    __slots__ = ("_error", "_result", "_step", "steps", "thread")
+
+    def __init__(self, thread: Thread | None = None) -> None:
+        self.thread = thread or Thread()
+        self.steps: list[StepResult] = []
+        self._step: StreamCollector | None = None
+        self._result: ChatResult | None = None
+        self._error: RxAllmError | None = None
+
+    def apply(self, event: Event) -> None:
+        """Fold one event."""
+        if isinstance(event, MessageStarted):
+            self._step = StreamCollector()
+        if isinstance(event, StepCompleted):
+            self._step = None
+            self.thread = event.thread
+            self.steps.append(
+                StepResult(
+                    index=event.index,
+                    response=event.response,
+                    tool_outcomes=event.tool_outcomes,
+                    thread=event.thread,
+                )
+            )
+        elif isinstance(event, ChatCompleted):
+            self._result = event.result
+        elif self._step is not None:
+            self._step.apply(event)
+
+    def fail(self, error: Exception) -> None:
+        """Fold the terminal error (an untyped one is wrapped as ``StreamError("unknown")``)."""
+        if not isinstance(error, RxAllmError):
+            error = StreamError("unknown", f"chat failed: {type(error).__name__}: {error}", cause=error)
+        self._error = error
+        if self._step is not None:
+            self._step.fail(error)
+
+    @property
+    def finished(self) -> bool:
+        """True once ``chat_completed`` or an error was folded."""
+        return self._result is not None or self._error is not None
+
+    def to_result(self) -> ChatResult:
+        """The ChatResult of everything folded so far (``cancelled`` when the chat did not end)."""
+        if self._result is not None:
+            return self._result
+        if self._step is not None:
+            response = self._step.to_response()
+        elif self.steps:
+            response = self.steps[-1].response
+        else:
+            response = StreamCollector().to_response()
+        return ChatResult(
+            thread=self.thread,
+            response=response,
+            steps=list(self.steps),
+            halted_reason="error" if self._error is not None else "cancelled",
+            usage=sum_usage(
+                [*(s.response.usage for s in self.steps), *([response.usage] if self._step else [])]
+            ),
+            output_text=response.output_text,
+            error=self._error,
+        )
+
+
+async def chat(
+    engine: Engine, messages: Thread | Sequence[Message] | Message | str, **options: Any
+) -> ChatResult:
+    """Run a chat (see :func:`stream_chat` for the options) and return its :class:`ChatResult`.
+
+    Pre-flight errors raise; an error during the chat is returned in ``result.error``.
+    Cancelling the awaiting task disposes the chat (request and tools cancelled).
+    """
+    thread = Thread.of(messages)
+    return await fold_chat(stream_chat(engine, thread, **options), ChatCollector(thread))
+
+
+def chat_sync(
+    engine: Engine, messages: Thread | Sequence[Message] | Message | str, **options: Any
+) -> ChatResult:
+    """:func:`chat` for synchronous code: the chat runs on the library's background loop."""
+    if running_loop() is not None:
+        raise RuntimeError("chat_sync() would block the running event loop; use `await chat(...)`")
+    future = asyncio.run_coroutine_threadsafe(chat(engine, messages, **options), background_loop())
+    try:
+        while True:
+            try:
+                return future.result(timeout=0.1)  # short waits keep Ctrl-C responsive
+            except concurrent.futures.TimeoutError:
+                continue
+    except BaseException:
+        future.cancel()  # cancels the awaiting task, which disposes the chat
+        raise
+
+
+async def fold_chat(events: Observable[Event], folder: ChatCollector) -> ChatResult:
+    """Subscribe to chat ``events`` and fold them; cancelling the awaiting task disposes the chat."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def settle(error: Exception | None = None) -> None:
+        if error is not None:
+            folder.fail(error)
+        if running_loop() is loop:
+            if not done.done():
+                done.set_result(None)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(settle)
+
+    subscription = events.subscribe(on_next=folder.apply, on_error=settle, on_completed=settle)
+    try:
+        await done
+    except asyncio.CancelledError:
+        subscription.dispose()
+        raise
+    return folder.to_result()
+
+
+__all__ = ["ChatCollector", "chat", "chat_sync", "fold_chat"]

@@ -1,0 +1,367 @@
+"""``stream_chat``: the tool loop as one cold Observable.
+
+Each subscription runs its own conversation: step *n* is one ``stream_generate`` whose
+events pass through (its ``on_event`` and the three filters apply); when the step's
+message has tool calls, the tools run concurrently, each call's three orchestration
+events are emitted together as it completes, the results enter the thread in the model's
+call order, one ``step_completed`` follows, and either the next step starts or the chat
+halts with one ``chat_completed``. Disposal at any moment disposes the step in flight
+(which cancels its HTTP request) and cancels running tools; nothing further is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+from reactivex.scheduler import VirtualTimeScheduler
+
+from rx_allm._loop import loop_for_subscription
+from rx_allm.chat.execute import Finished, LoopRunner, Runner, ToolRun, VirtualRunner, check_call, outcome_of
+from rx_allm.chat.options import ChatOptions, callback_error, chat_options
+from rx_allm.chat.tools import Toolbox, ToolLike
+from rx_allm.collector import StreamCollector
+from rx_allm.conversation import ChatResult, StepResult, Thread, ToolOutcome, sum_usage
+from rx_allm.engine import Engine
+from rx_allm.errors import ValidationError
+from rx_allm.events import (
+    AskUserRequested,
+    ChatCompleted,
+    Event,
+    StepCompleted,
+    ToolExecutionCompleted,
+    ToolExecutionStarted,
+    ToolHalt,
+    ToolResultEncoded,
+)
+from rx_allm.models import Message, Request, Response, tool_result
+from rx_allm.runner import OnEvent, event_filter, stream_generate
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPlan:
+    """Everything a subscription needs, checked before any I/O."""
+
+    engine: Engine
+    thread: Thread
+    toolbox: Toolbox
+    options: ChatOptions
+    on_event: OnEvent | None
+    keep: Callable[[Event], bool]
+    call_options: dict[str, Any]
+
+    def step(self, thread: Thread) -> Observable[Event]:
+        """The ``stream_generate`` of a model request over ``thread`` (pre-flight errors raise)."""
+        return stream_generate(
+            self.engine,
+            Request(messages=thread.messages, tools=self.toolbox.specs),
+            on_event=self.on_event,
+            include_raw_chunks=True,
+            **self.call_options,
+        )
+
+
+def stream_chat(
+    engine: Engine,
+    messages: Thread | Sequence[Message] | Message | str,
+    *,
+    tools: Iterable[ToolLike] = (),
+    on_event: OnEvent | None = None,
+    emit_text_deltas: bool = True,
+    emit_tool_deltas: bool = True,
+    include_raw_chunks: bool = False,
+    **options: Any,
+) -> Observable[Event]:
+    """A cold Observable of a whole conversation: every step's events, the tool events, ``chat_completed``.
+
+    Chat options (engine params are their defaults): ``mode`` (``"auto"`` | ``"manual"``),
+    ``max_turns`` (model requests, default 8), ``halt_when(step)``, ``tool_timeout``
+    (seconds, default 30; a tool's own ``timeout`` wins), ``on_tool_error``
+    (``"continue"`` | ``"halt"`` | a callable of the :class:`ToolOutcome`). Every other
+    option goes to each step's ``stream_generate``. Bad tools or options raise
+    :class:`~rx_allm.errors.ValidationError`, and the first request's pre-flight errors
+    raise, here (before any I/O).
+    """
+    call_options = dict(options)
+    chat_opts = chat_options(engine, call_options)
+    tool_list = list(tools)
+    toolbox = Toolbox(tool_list if tool_list else engine.tools)
+    thread = Thread.of(messages)
+    plan = ChatPlan(
+        engine=engine,
+        thread=thread,
+        toolbox=toolbox,
+        options=chat_opts,
+        on_event=on_event,
+        keep=event_filter(emit_text_deltas, emit_tool_deltas, include_raw_chunks),
+        call_options=call_options,
+    )
+    first_step = plan.step(thread)  # built now: the first request's pre-flight errors raise here
+
+    def subscribe(
+        observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        run = ChatRun(plan, first_step, observer, scheduler)
+        run.begin_step()
+        return Disposable(run.dispose)
+
+    return reactivex.create(subscribe)
+
+
+class ChatRun:
+    """One subscription's conversation: a small state machine driven by step and tool completions."""
+
+    def __init__(
+        self,
+        plan: ChatPlan,
+        first_step: Observable[Event],
+        observer: abc.ObserverBase[Event],
+        scheduler: abc.SchedulerBase | None,
+    ) -> None:
+        self.plan = plan
+        self.first_step = first_step
+        self.observer = observer
+        self.scheduler = scheduler
+        self.runner: Runner = (
+            VirtualRunner(scheduler)
+            if isinstance(scheduler, VirtualTimeScheduler)
+            else LoopRunner(loop_for_subscription())
+        )
+        self.thread = plan.thread
+        self.steps: list[StepResult] = []
+        self.collector = StreamCollector()
+        self.step_subscription: abc.DisposableBase | None = None
+        self.cancels: list[Callable[[], None]] = []
+        self.outcomes: list[ToolOutcome | None] = []
+        self.waiting = 0
+        self.response = Response()
+        self.ended = False
+
+    # -- model requests ---------------------------------------------------------------------
+    def begin_step(self) -> None:
+        """Send the next model request (the first one was built by ``stream_chat``)."""
+        if self.ended:
+            return
+        try:
+            source = self.first_step if not self.steps else self.plan.step(self.thread)
+        except Exception as exc:  # the adapter's pre-flight of a later step
+            self.fail(exc)
+            return
+        self.collector = StreamCollector()
+        subscription = source.subscribe(
+            on_next=self._step_event,
+            on_error=self.fail,
+            on_completed=self._step_done,
+            scheduler=self.scheduler,
+        )
+        if self.ended:
+            subscription.dispose()
+        else:
+            self.step_subscription = subscription
+
+    def _step_event(self, event: Event) -> None:
+        self.collector.apply(event)
+        if self.plan.keep(event):
+            self.observer.on_next(event)
+
+    def _step_done(self) -> None:
+        # The step may end on any thread (a sync Fake ends on the subscriber's): the rest of
+        # the step runs on the runner's context, where every tool completion arrives too.
+        if not self.ended:
+            self.response = self.collector.to_response()
+            self.runner.defer(self._run_tools)
+
+    def _run_tools(self) -> None:
+        if self.ended:
+            return
+        response = self.response
+        calls = response.tool_calls
+        self.outcomes = [None] * len(calls)
+        self.waiting = len(calls)
+        self.cancels = []
+        if not calls:
+            self._complete_step()
+            return
+        for index, call in enumerate(calls):
+            if self.plan.options.mode == "manual":
+                self.outcomes[index] = ToolOutcome(call=call, kind="pending")
+                self.waiting -= 1
+                continue
+            checked = check_call(call, self.plan.toolbox)
+            if isinstance(checked, ToolOutcome):
+                outcome = checked
+                self.runner.defer(lambda i=index, o=outcome: self._record(i, o))  # type: ignore[misc]
+                continue
+            tool, kwargs = checked
+            timeout = tool.timeout if tool.timeout is not None else self.plan.options.tool_timeout
+            self.cancels.append(self.runner.start(ToolRun(tool, kwargs, timeout, self._finisher(index))))
+        if not self.waiting:
+            self.runner.defer(self._complete_step)
+
+    # -- tools ------------------------------------------------------------------------------
+    def _finisher(self, index: int) -> Callable[[Finished], None]:
+        def done(finished: Finished) -> None:
+            if self.ended:
+                return
+            call = self.response.tool_calls[index]
+            try:
+                outcome = outcome_of(call, finished)
+            except ValidationError as exc:
+                self.fail(exc)
+                return
+            self._record(index, outcome)
+
+        return done
+
+    def _record(self, index: int, outcome: ToolOutcome) -> None:
+        if self.ended:
+            return
+        self.outcomes[index] = outcome
+        if outcome.kind != "pending" and not self._emit_all(tool_events(outcome)):
+            return
+        self.waiting -= 1
+        if not self.waiting:
+            self._complete_step()
+
+    # -- step ends --------------------------------------------------------------------------
+    def _complete_step(self) -> None:
+        if self.ended:
+            return
+        outcomes = [o for o in self.outcomes if o is not None]
+        sent = [
+            tool_result(o.call.id, o.content, name=o.call.name) for o in outcomes if o.content is not None
+        ]
+        self.thread = self.thread.extended([self.response.message, *sent])
+        step = StepResult(
+            index=len(self.steps), response=self.response, tool_outcomes=outcomes, thread=self.thread
+        )
+        self.steps.append(step)
+        event = StepCompleted(
+            response=self.response, thread=self.thread, index=step.index, tool_outcomes=outcomes
+        )
+        if not self._emit_all([event]):
+            return
+        try:
+            reason = halt_reason(step, self.plan.options, len(self.steps))
+        except ValidationError as exc:
+            self.fail(exc)
+            return
+        if reason is None:
+            self.begin_step()
+        else:
+            self._finish(reason, [o.call for o in outcomes if o.kind == "pending"])
+
+    def _finish(self, reason: str, pending: list[Any]) -> None:
+        result = ChatResult(
+            thread=self.thread,
+            response=self.response,
+            steps=self.steps,
+            halted_reason=reason,
+            pending_tool_calls=pending,
+            usage=sum_usage(s.response.usage for s in self.steps),
+            output_text=self.response.output_text,
+        )
+        if self._emit_all([ChatCompleted(result=result)]):
+            self.ended = True
+            self.observer.on_completed()
+
+    def _emit_all(self, events: list[Event]) -> bool:
+        """Emit orchestration events (``on_event`` first); False when the chat ended meanwhile."""
+        on_event = self.plan.on_event
+        for event in events:
+            if self.ended:
+                return False
+            if on_event is not None:
+                try:
+                    on_event(event)
+                except Exception as exc:
+                    self.fail(exc)
+                    return False
+            self.observer.on_next(event)
+        return not self.ended
+
+    def fail(self, error: Exception) -> None:
+        """End the chat with ``on_error`` (running tools are cancelled)."""
+        if self.ended:
+            return
+        self._stop()
+        self.observer.on_error(error)
+
+    def dispose(self) -> None:
+        """The subscriber left: cancel the request in flight and the running tools."""
+        self._stop()
+
+    def _stop(self) -> None:
+        self.ended = True
+        if self.step_subscription is not None:
+            self.step_subscription.dispose()
+        for cancel in self.cancels:
+            cancel()
+
+
+def tool_events(outcome: ToolOutcome) -> list[Event]:
+    """The three events of one finished call: started, completed, then encoded / ask_user / halt."""
+    call = outcome.call
+    events: list[Event] = [
+        ToolExecutionStarted(id=call.id, name=call.name, arguments=call.arguments),
+        ToolExecutionCompleted(id=call.id, name=call.name, result=outcome.result, is_error=outcome.is_error),
+    ]
+    if outcome.kind == "ask_user":
+        events.append(
+            AskUserRequested(
+                tool_call_id=call.id, tool_name=call.name, question=outcome.question or "", opts=outcome.opts
+            )
+        )
+    elif outcome.kind == "halt":
+        events.append(ToolHalt(tool_call_id=call.id, reason=outcome.reason or "halt", result=outcome.result))
+    else:
+        events.append(ToolResultEncoded(id=call.id, content=outcome.content or ""))
+    return events
+
+
+def halt_reason(step: StepResult, options: ChatOptions, turns: int) -> str | None:
+    """Why the chat stops after ``step`` (None: send the next request). Raises for a raising callback."""
+    outcomes = step.tool_outcomes
+    for outcome in outcomes:
+        if outcome.kind == "halt":
+            return outcome.reason
+    if any(o.kind == "ask_user" for o in outcomes):
+        return "ask_user"
+    if any(_halts_on_error(o, options) for o in outcomes if o.is_error):
+        return "tool_error"
+    if any(o.kind == "pending" for o in outcomes):
+        return "manual_tool_calls"
+    if not step.tool_calls:
+        return "completed"
+    if options.halt_when is not None:
+        try:
+            verdict = options.halt_when(step)
+        except Exception as exc:
+            raise callback_error("halt_when", exc) from None
+        if verdict:
+            return verdict if isinstance(verdict, str) else "halt_when"
+    return "max_turns" if turns >= options.max_turns else None
+
+
+def _halts_on_error(outcome: ToolOutcome, options: ChatOptions) -> bool:
+    policy = options.on_tool_error
+    if isinstance(policy, str):
+        return policy == "halt"
+    try:
+        verdict = policy(outcome)
+    except Exception as exc:
+        raise callback_error("on_tool_error", exc) from None
+    if verdict not in ("continue", "halt"):
+        raise ValidationError(
+            "invalid_request",
+            f"on_tool_error returned {verdict!r}; expected 'continue' or 'halt'",
+            errors=[("on_tool_error", "bad_verdict")],
+        )
+    return verdict == "halt"
+
+
+__all__ = ["ChatPlan", "ChatRun", "halt_reason", "stream_chat", "tool_events"]

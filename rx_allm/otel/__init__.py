@@ -1,0 +1,127 @@
+"""OpenTelemetry GenAI spans and metrics for streaming calls (the ``otel`` extra).
+
+``instrument()`` traces every ``stream_generate`` (so every ``generate``) from then on;
+``traced(...)`` traces one stream you compose yourself::
+
+    allm.otel.instrument()                                     # global providers
+    events.pipe(allm.otel.traced(provider="openai", model="gpt-4.1-mini"))
+
+Each subscription is one CLIENT span named ``"{operation} {model}"`` with the GenAI
+semantic-convention attributes (``gen_ai.operation.name``, ``gen_ai.provider.name``,
+``gen_ai.request.*``, ``gen_ai.response.model``/``id``/``finish_reasons``,
+``gen_ai.usage.*``, ``gen_ai.response.time_to_first_chunk``, ``error.type``) and four
+histograms: ``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``,
+``gen_ai.client.operation.time_to_first_chunk`` and
+``gen_ai.client.operation.time_per_output_chunk``. Prompts and completions are recorded
+only with ``capture_content=True``; keys never are. Without ``opentelemetry-api``
+installed this module still imports; only calling these functions needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable, Disposable
+
+from rx_allm import runner
+from rx_allm.adapter import StreamOptions
+from rx_allm.events import Event
+from rx_allm.models import Request
+from rx_allm.otel._recording import OPERATION_NAMES, PROVIDER_NAMES, CallInfo, Recording, Telemetry
+
+__all__ = ["OPERATION_NAMES", "PROVIDER_NAMES", "instrument", "instrumented", "traced", "uninstrument"]
+
+
+def _telemetry(tracer_provider: Any, meter_provider: Any) -> Telemetry:
+    try:
+        return Telemetry(tracer_provider, meter_provider)
+    except ImportError as exc:
+        raise ImportError(
+            "rx_allm.otel needs opentelemetry-api: install the extra with `pip install 'rx_allm[otel]'`"
+        ) from exc
+
+
+def traced(
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+    request: Request | None = None,
+    base_url: str | None = None,
+    capture_content: bool = False,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+) -> Callable[[Observable[Event]], Observable[Event]]:
+    """An operator recording one span and the GenAI metrics per subscription, events unchanged.
+
+    ``provider`` is the adapter's name (``"openai"``, ``"anthropic"``, ``"gemini"``...),
+    ``model`` the requested model, ``request`` gives the request parameters (and the
+    prompt, with ``capture_content``), ``base_url`` the server address. The span starts
+    at subscription and ends at the stream's end: ``error.type`` is the error's reason
+    (or class name), and ``"cancelled"`` when the subscriber disposed first. Providers
+    default to the global ones (``opentelemetry.trace`` / ``metrics``).
+    """
+    telemetry = _telemetry(tracer_provider, meter_provider)
+    call = CallInfo(provider, model, request, base_url, capture_content)
+    return lambda source: _traced(source, telemetry, call)
+
+
+def _traced(source: Observable[Event], telemetry: Telemetry, call: CallInfo) -> Observable[Event]:
+    def subscribe(
+        observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        recording = Recording(telemetry, call)
+
+        def on_next(event: Event) -> None:
+            recording.on_event(event)
+            observer.on_next(event)
+
+        def on_error(error: Exception) -> None:
+            recording.end(error)
+            observer.on_error(error)
+
+        def on_completed() -> None:
+            recording.end()
+            observer.on_completed()
+
+        upstream = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+        return CompositeDisposable(upstream, Disposable(lambda: recording.end(error_type="cancelled")))
+
+    return Observable(subscribe)
+
+
+def instrument(
+    *, capture_content: bool = False, tracer_provider: Any = None, meter_provider: Any = None
+) -> None:
+    """Trace every ``stream_generate`` call from now on (replacing an earlier ``instrument``).
+
+    Provider, model, request and server address come from the call. The span wraps
+    the adapter's stream, before the runner's filters, so it sees every chunk.
+    """
+    telemetry = _telemetry(tracer_provider, meter_provider)
+
+    def hook(
+        source: Observable[Event], adapter: Any, request: Request, opts: StreamOptions
+    ) -> Observable[Event]:
+        base_url = opts.adapter_opts.get("base_url")
+        call = CallInfo(
+            provider=getattr(adapter, "name", None),
+            model=opts.model,
+            request=request,
+            base_url=base_url if isinstance(base_url, str) else None,
+            capture_content=capture_content,
+        )
+        return _traced(source, telemetry, call)
+
+    runner.stream_hook = hook
+
+
+def uninstrument() -> None:
+    """Stop tracing ``stream_generate`` calls (streams already traced keep their spans)."""
+    runner.stream_hook = None
+
+
+def instrumented() -> bool:
+    """True while :func:`instrument` is in effect."""
+    return runner.stream_hook is not None

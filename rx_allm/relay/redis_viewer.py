@@ -1,0 +1,153 @@
+"""The viewer side of ``RedisRelay``: ``XREAD BLOCK`` from the last entry id seen.
+
+``XREAD`` from an id returns strictly later entries, so resuming is exact. Each read
+also refreshes the generation's ``watched`` key (the idle timeout). When a blocking
+read returns nothing, the viewer checks the producer's heartbeat key: gone without a
+terminal in the log means the producer died (``StreamError("timeout")``); the claim
+gone too means the log itself is gone (expired, or Redis restarted without it).
+Positions must follow each other: a jump means entries were trimmed under a slow
+viewer (``StreamError("truncated")``), never a silent gap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reactivex import abc
+from redis.asyncio import Redis
+
+from rx_allm.errors import RxAllmError
+from rx_allm.relay.entry import (
+    RelayEntry,
+    check_after,
+    decode_event,
+    decode_terminal,
+    entry_id,
+)
+from rx_allm.relay.failures import log_gone, malformed_entry, producer_lost, unknown_generation
+from rx_allm.relay.options import RelayOptions
+from rx_allm.relay.redis_keys import GenerationKeys
+
+#: Entries fetched per read.
+BATCH = 1000
+
+
+def _position(raw_id: bytes) -> int:
+    return int(raw_id.partition(b"-")[0])
+
+
+class RedisView:
+    """One subscription's read loop; ``run`` returns once it delivered the terminal."""
+
+    def __init__(
+        self,
+        client: Redis,
+        keys: GenerationKeys,
+        generation_id: str,
+        options: RelayOptions,
+        observer: abc.ObserverBase[RelayEntry],
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.generation_id = generation_id
+        self.options = options
+        self.observer = observer
+
+    async def run(self, after: tuple[int, int] | None) -> None:
+        """Deliver the entries after ``after``, then the terminal."""
+        start = await self._start(after)
+        if start is None:
+            return
+        last_id, expected = start
+        while True:
+            try:
+                entries = await self._read(last_id)
+            except _Ended as ended:
+                self.observer.on_error(ended.error)
+                return
+            for raw_id, fields in entries:
+                if _position(raw_id) != expected:
+                    self.observer.on_error(
+                        log_gone(
+                            self.generation_id, f"was trimmed under this viewer (entry {expected} is gone)"
+                        )
+                    )
+                    return
+                if not self._deliver(raw_id, fields):
+                    return
+                last_id, expected = raw_id, expected + 1
+
+    async def _start(self, after: tuple[int, int] | None) -> tuple[bytes | str, int] | None:
+        """The id to read after and the next position, or None after reporting bad input."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.keys.claim)
+        pipe.xrange(self.keys.log, count=1)
+        pipe.xrevrange(self.keys.log, count=1)
+        tag_raw, firsts, lasts = await pipe.execute()
+        if tag_raw is None:
+            self.observer.on_error(unknown_generation(self.generation_id))
+            return None
+        tag = int(tag_raw)
+        first = _position(firsts[0][0]) if firsts else 0
+        last = _position(lasts[0][0]) if lasts else 0
+        try:
+            position = check_after(self.generation_id, after, tag, first, last)
+        except RxAllmError as error:
+            self.observer.on_error(error)
+            return None
+        return (entry_id(position, tag) if position else "0-0"), position + 1
+
+    async def _read(self, last_id: bytes | str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """The next entries; waits up to one heartbeat interval, then checks the producer."""
+        keys, options = self.keys, self.options
+        while True:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(keys.watched, b"1", px=int(options.idle_timeout * 1000))
+            pipe.xread({keys.log: last_id}, count=BATCH, block=int(options.heartbeat_interval * 1000))
+            _, reply = await pipe.execute()
+            if reply:
+                return _entries(reply)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.exists(keys.alive)
+            pipe.exists(keys.claim)
+            pipe.xread({keys.log: last_id}, count=BATCH)
+            alive, claimed, reply = await pipe.execute()
+            if reply:
+                return _entries(reply)
+            if not claimed:
+                raise _Ended(log_gone(self.generation_id, "is gone (expired, or Redis lost it)"))
+            if not alive:
+                raise _Ended(producer_lost(self.generation_id, options.heartbeat_timeout))
+
+    def _deliver(self, raw_id: bytes, fields: dict[bytes, bytes]) -> bool:
+        """Emit one entry; False once the terminal (or an unreadable entry) ended the viewer."""
+        position = _position(raw_id)
+        try:
+            if b"e" in fields:
+                event = decode_event(fields[b"e"])
+            else:
+                error = decode_terminal(fields[b"end"])
+        except (ValueError, KeyError, TypeError) as problem:
+            self.observer.on_error(malformed_entry(self.generation_id, position, problem))
+            return False
+        if b"e" in fields:
+            self.observer.on_next(RelayEntry(raw_id.decode(), event))
+            return True
+        if error is None:
+            self.observer.on_completed()
+        else:
+            self.observer.on_error(error)
+        return False
+
+
+class _Ended(Exception):
+    """A viewer ends with ``error`` (raised out of the read loop)."""
+
+    def __init__(self, error: RxAllmError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = reply[0][1]
+    return entries

@@ -1,0 +1,226 @@
+"""OpenTelemetry: GenAI spans and metrics over the emulator, with the SDK's in-memory exporters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import record
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+import rx_allm as allm
+from rx_allm.testing.emulator import ProviderEmulator, Reply
+
+KEY = "sk-test-otel-secret-0123456789abcdef"
+REQ = allm.request([allm.system("Be brief."), allm.user("Weather in Paris?")], max_tokens=50, temperature=0.2)
+
+
+class Telemetry:
+    """An SDK tracer provider with an in-memory exporter and a meter provider with an in-memory reader."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+
+    @property
+    def providers(self) -> dict[str, Any]:
+        return {"tracer_provider": self.tracer_provider, "meter_provider": self.meter_provider}
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def points(self, name: str) -> list[Any]:
+        data = self.reader.get_metrics_data()
+        return [
+            point
+            for resource in (data.resource_metrics if data else [])
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    yield Telemetry()
+    allm.otel.uninstrument()
+
+
+def engine_for(emulator: ProviderEmulator, provider: str) -> allm.Engine:
+    adapter, endpoint = ("openai", {"endpoint": "responses"}) if provider == "responses" else (provider, {})
+    models = {"openai": "gpt-4o-mini", "responses": "gpt-4.1-mini", "anthropic": "claude-sonnet-4-5"}
+    return allm.Engine(
+        adapter=adapter,
+        model=models.get(provider, "gemini-2.5-flash"),
+        adapter_opts={"base_url": emulator.base_url(provider), "api_key": KEY, **endpoint},
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("provider", ["openai", "responses", "anthropic", "gemini"])
+async def test_instrument_records_a_genai_span_and_metrics_per_stream(
+    emulator: ProviderEmulator, telemetry: Telemetry, provider: str
+) -> None:
+    emulator.enqueue(Reply(text="Rainy and mild today.", usage={"input_tokens": 12, "output_tokens": 8}))
+    allm.otel.instrument(**telemetry.providers)
+    engine = engine_for(emulator, provider)
+    response = await allm.generate(engine, REQ)
+    assert response.ok
+
+    (span,) = telemetry.spans()
+    attrs = dict(span.attributes or {})
+    operation = "generate_content" if provider == "gemini" else "chat"
+    assert span.name == f"{operation} {engine.model}" and span.kind is SpanKind.CLIENT
+    assert attrs["gen_ai.operation.name"] == operation
+    assert attrs["gen_ai.provider.name"] == {"gemini": "gcp.gemini", "responses": "openai"}.get(
+        provider, provider
+    )
+    assert attrs["gen_ai.request.model"] == engine.model
+    assert (attrs["gen_ai.request.max_tokens"], attrs["gen_ai.request.temperature"]) == (50, 0.2)
+    assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
+    assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (12, 8)
+    assert attrs["server.address"] == "127.0.0.1" and isinstance(attrs["server.port"], int)
+    assert attrs["gen_ai.response.time_to_first_chunk"] > 0
+    assert "error.type" not in attrs and span.status.status_code is StatusCode.UNSET
+    assert "gen_ai.input.messages" not in attrs and "gen_ai.output.messages" not in attrs  # opt-in only
+
+    (duration,) = telemetry.points("gen_ai.client.operation.duration")
+    (first,) = telemetry.points("gen_ai.client.operation.time_to_first_chunk")
+    per_chunk = telemetry.points("gen_ai.client.operation.time_per_output_chunk")
+    tokens = {p.attributes["gen_ai.token.type"]: p.sum for p in telemetry.points("gen_ai.client.token.usage")}
+    assert duration.count == 1 and first.count == 1 and 0 < first.sum <= duration.sum
+    deltas = len(allm.testing.wire.split_text("Rainy and mild today."))
+    assert sum(p.count for p in per_chunk) == deltas - 1  # every chunk after the first
+    assert tokens == {"input": 12, "output": 8}
+    assert duration.attributes["gen_ai.provider.name"] == attrs["gen_ai.provider.name"]
+
+
+@pytest.mark.asyncio
+async def test_an_error_sets_error_type_status_and_the_duration_attribute(
+    emulator: ProviderEmulator, telemetry: Telemetry
+) -> None:
+    emulator.enqueue(Reply(status=429, headers={"Retry-After": "3"}))
+    allm.otel.instrument(**telemetry.providers)
+    response = await allm.generate(engine_for(emulator, "openai"), REQ)
+    assert response.error is not None and response.error.reason == "rate_limited"
+    (span,) = telemetry.spans()
+    assert span.attributes is not None and span.attributes["error.type"] == "rate_limited"
+    assert span.status.status_code is StatusCode.ERROR
+    (duration,) = telemetry.points("gen_ai.client.operation.duration")
+    assert duration.attributes["error.type"] == "rate_limited"
+    assert telemetry.points("gen_ai.client.operation.time_to_first_chunk") == []
+    assert telemetry.points("gen_ai.client.token.usage") == []  # not reported: nothing invented
+
+
+@pytest.mark.asyncio
+async def test_disposing_first_ends_the_span_as_cancelled(
+    emulator: ProviderEmulator, telemetry: Telemetry
+) -> None:
+    emulator.enqueue(Reply(text="one two three", stall_after=3))
+    allm.otel.instrument(**telemetry.providers)
+    events = allm.stream_generate(engine_for(emulator, "openai"), REQ)
+    async for event in allm.iterate(events):
+        if isinstance(event, allm.TextDelta):
+            break
+    (span,) = telemetry.spans()
+    assert span.attributes is not None and span.attributes["error.type"] == "cancelled"
+
+
+@pytest.mark.asyncio
+async def test_content_is_recorded_only_on_opt_in_and_a_key_never(
+    emulator: ProviderEmulator, telemetry: Telemetry
+) -> None:
+    emulator.enqueue(Reply(text="Rainy."), Reply(status=401))
+    allm.otel.instrument(capture_content=True, **telemetry.providers)
+    engine = engine_for(emulator, "anthropic")
+    await allm.generate(engine, REQ)
+    await allm.generate(engine, REQ)  # a 401 whose body echoes the key
+    ok, failed = telemetry.spans()
+    attrs = dict(ok.attributes or {})
+    assert json.loads(str(attrs["gen_ai.system_instructions"])) == [{"type": "text", "content": "Be brief."}]
+    assert json.loads(str(attrs["gen_ai.input.messages"])) == [
+        {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]}
+    ]
+    assert json.loads(str(attrs["gen_ai.output.messages"])) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "Rainy."}], "finish_reason": "stop"}
+    ]
+    everything = repr([(s.name, s.attributes, s.status.description, s.events) for s in (ok, failed)])
+    everything += repr(telemetry.reader.get_metrics_data())
+    assert KEY not in everything and KEY[:16] not in everything
+
+
+def test_traced_on_the_fake_records_tool_calls_and_the_given_names(telemetry: Telemetry) -> None:
+    script = [
+        ("tool_call_delta", {"id": "c1", "arguments_delta": '{"city": '}),
+        ("tool_call_delta", {"id": "c1", "arguments_delta": '"Paris"}'}),
+        ("tool_call", {"id": "c1", "name": "weather", "arguments": {"city": "Paris"}}),
+        ("usage", {"input_tokens": 5, "output_tokens": 3, "cached_input_tokens": 2}),
+        ("finish", "tool_calls"),
+    ]
+    engine = allm.Engine(adapter="fake", adapter_opts={"script": script})
+    traced = allm.otel.traced(provider="fake", model="scripted", capture_content=True, **telemetry.providers)
+    last = allm.stream_generate(engine, REQ).pipe(traced).run()
+    assert isinstance(last, allm.MessageCompleted)
+    (span,) = telemetry.spans()
+    attrs = dict(span.attributes or {})
+    assert span.name == "chat scripted"
+    assert attrs["gen_ai.usage.cache_read.input_tokens"] == 2
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    output = json.loads(str(attrs["gen_ai.output.messages"]))
+    assert output[0]["parts"] == [
+        {"type": "tool_call", "id": "c1", "name": "weather", "arguments": {"city": "Paris"}}
+    ]
+    assert "gen_ai.input.messages" not in attrs  # traced() without a request has no prompt to record
+    assert sum(p.count for p in telemetry.points("gen_ai.client.operation.time_per_output_chunk")) == 2
+
+
+def test_uninstrument_stops_tracing_new_streams(telemetry: Telemetry) -> None:
+    engine = allm.Engine(adapter="fake", adapter_opts={"script": [("text", "hi"), ("finish", "stop")]})
+    allm.otel.instrument(**telemetry.providers)
+    assert allm.otel.instrumented()
+    allm.generate_sync(engine, REQ)
+    allm.otel.uninstrument()
+    allm.generate_sync(engine, REQ)
+    assert not allm.otel.instrumented()
+    assert len(telemetry.spans()) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_retry_gives_one_span_per_attempt(emulator: ProviderEmulator, telemetry: Telemetry) -> None:
+    emulator.enqueue(Reply(status=503), Reply(text="ok"))
+    allm.otel.instrument(**telemetry.providers)
+    events = allm.stream_generate(engine_for(emulator, "openai"), REQ).pipe(allm.retry(base_delay=0.01))
+    rec = await record(events)
+    assert rec.completed
+    assert [(s.attributes or {}).get("error.type") for s in telemetry.spans()] == [
+        "provider_unavailable",
+        None,
+    ]
+
+
+def test_without_opentelemetry_installed_rx_allm_imports_and_otel_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['opentelemetry'] = None\n"
+        "import rx_allm as allm\n"
+        "e = allm.Engine(adapter='fake', adapter_opts={'script': [('text', 'hi'), ('finish', 'stop')]})\n"
+        "assert allm.generate_sync(e, allm.request([allm.user('x')])).output_text == 'hi'\n"
+        "try:\n    allm.otel.instrument()\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pip install 'rx_allm[otel]'" in result.stdout
