@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--json", action="store_true", help="print events as JSON lines (for piping)")
     chat.set_defaults(handler=_chat)
     serve = commands.add_parser(
-        "serve", help="serve the demo web back end (a page streaming tokens over SSE)"
+        "serve", help="serve the chat app (AI SDK and AG-UI endpoints, a page with tool calls and Stop)"
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
@@ -105,17 +105,9 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
             allm.Engine(adapter=provider, adapter_opts=opts, model=args.model or DEFAULT_MODELS[provider])
         )
         return
-    from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
+    from rx_allm.testing.emulator import ProviderEmulator
 
-    def respond(sent: Any) -> Reply:
-        call = demo_tool_call(sent.json)
-        if call is not None:
-            return Reply(text="", tool_calls=[ToolCallSpec(*call)], chunk_delay=0.03)
-        return Reply(
-            text=emulator_reply(last_user_text(sent.json), tool=last_tool_result(sent.json)), chunk_delay=0.03
-        )
-
-    emulator = ProviderEmulator(responder=respond)
+    emulator = ProviderEmulator(responder=lambda sent: demo_reply(sent.json))
     with emulator.running():
         notice = (
             "rx-allm: no provider configured (no OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY): "
@@ -127,6 +119,17 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
             model=args.model or DEFAULT_MODELS["openai"],
         )
         yield Target(engine, notice)
+
+
+def demo_reply(body: Any, chunk_delay: float = 0.03) -> Any:
+    """The emulator's reply to a Chat Completions request ``body``: a demo tool call, or an answer."""
+    from rx_allm.testing.emulator import Reply, ToolCallSpec
+
+    call = demo_tool_call(body)
+    if call is not None:
+        return Reply(text="", tool_calls=[ToolCallSpec(*call)], chunk_delay=chunk_delay)
+    text = emulator_reply(last_user_text(body), tool=last_tool_result(body))
+    return Reply(text=text, chunk_delay=chunk_delay)
 
 
 def last_user_text(body: Any) -> str:
@@ -431,12 +434,13 @@ class JsonView(View):
 
 # -- serve -----------------------------------------------------------------------------
 def _serve(args: argparse.Namespace) -> int:
-    from rx_allm.demo import serve
+    from rx_allm.chat.demo_tools import DEMO_TOOLS
+    from rx_allm.ui.server import serve
 
     with target_for(args) as target:
         if target.notice:
             print(target.notice, file=sys.stderr)
-        return serve(target.engine, host=args.host, port=args.port)
+        return serve(target.engine, host=args.host, port=args.port, tools=DEMO_TOOLS)
 
 
 if __name__ == "__main__":

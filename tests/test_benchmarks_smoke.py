@@ -33,6 +33,8 @@ CASES = [
         ["rx_allm", "bare_aiohttp", "chunks/s", "targets:"],
     ),
     ("cancellation.py", ["--streams", "3"], ["rx_allm", "3/3", "p99 ms", "target"]),
+    ("ui_frames.py", ["--chunks", "300", "--rounds", "1"], ["ai_sdk_sse", "us/event", "target"]),
+    ("ui_disconnect.py", ["--streams", "2"], ["/api/chat", "/api/agui", "2/2", "p99 ms", "target"]),
     ("first_event.py", ["--requests", "3", "--chunks", "5"], ["rx_allm", "bare_aiohttp", "library overhead"]),
     (
         "scale.py",

@@ -14,33 +14,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from browser_support import WAIT_MS, chromium
 
 import rx_allm as allm
 from rx_allm.demo import start, url_of
 from rx_allm.testing import ProviderEmulator, Reply
 
-async_api = pytest.importorskip(
-    "playwright.async_api",
-    reason="the browser test needs Playwright's Python package (pip install playwright)",
-)
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"the browser test needs Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True
-    )
-
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SLOW = Reply(text=" ".join(f"token{i}" for i in range(300)), chunk_delay=0.05)  # ~15 s unless stopped
-WAIT_MS = 15_000
 
 
 @pytest_asyncio.fixture
@@ -61,16 +41,8 @@ async def served() -> AsyncIterator[tuple[ProviderEmulator, str]]:
 
 @pytest_asyncio.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[Any]:
-    """A fresh Chromium profile in tmp (a persistent context is how Playwright takes ``--user-data-dir``)."""
-    async with async_api.async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=ARGS
-        )
-        context.set_default_timeout(WAIT_MS)
-        try:
-            yield context
-        finally:
-            await context.close()
+    async with chromium(tmp_path / "profile") as context:
+        yield context
 
 
 async def words_shown(page: Any, at_least: int) -> str:

@@ -205,12 +205,12 @@ async def test_ctrl_c_cancels_the_request_and_exits_130(emulator: ProviderEmulat
 
 # -- serve --------------------------------------------------------------------------------
 @pytest.mark.asyncio
-async def test_serve_runs_the_demo_until_ctrl_c() -> None:
+async def test_serve_runs_the_chat_app_until_ctrl_c() -> None:
     async with running("serve", "--port", "0") as proc:
         assert proc.stderr is not None
         lines: list[str] = []
         async with asyncio.timeout(TIMEOUT):
-            while not (lines and lines[-1].startswith("rx-allm demo: open ")):
+            while not (lines and lines[-1].startswith("rx-allm chat: open ")):
                 line = await proc.stderr.readline()
                 assert line, f"serve exited early: {lines}"
                 lines.append(line.decode())
@@ -219,17 +219,24 @@ async def test_serve_runs_the_demo_until_ctrl_c() -> None:
         assert match, lines
         url = match.group(1)
 
+        body = {
+            "id": "c1",
+            "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "Bonjour"}]}],
+        }
         async with aiohttp.ClientSession() as session:
             async with session.get(url) as page:
-                assert page.status == 200 and 'id="tokens"' in await page.text()
-            async with session.get(url + "api/stream", params={"prompt": "Bonjour"}) as response:
-                body = await asyncio.wait_for(response.read(), TIMEOUT)
+                assert page.status == 200 and '<div id="root">' in await page.text()
+            async with session.post(url + "api/chat", json=body) as response:
+                assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+                raw = await asyncio.wait_for(response.read(), TIMEOUT)
 
         proc.send_signal(signal.SIGINT)
         await asyncio.wait_for(proc.communicate(), TIMEOUT)
 
     assert proc.returncode == 0
-    frames = [json.loads(event.data) for event in SSEDecoder().feed(body)]
-    text = "".join(f["delta"] for f in frames if f["type"] == "text_delta")
+    events = [event.data for event in SSEDecoder().feed(raw)]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(data) for data in events[:-1]]
+    text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
     assert text.startswith("You asked: “Bonjour”.")  # the emulator answers the prompt it received
-    assert frames[-1] == {"type": "done"}
+    assert chunks[-1]["type"] == "finish"

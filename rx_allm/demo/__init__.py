@@ -1,4 +1,4 @@
-"""The demo web back end behind ``rx-allm serve``: a page that streams tokens over SSE.
+"""The SSE demo back end: a page that streams raw rx_allm events over SSE (the pattern, by hand).
 
 A browser posts a prompt, then watches the generation's events as Server-Sent Events;
 several tabs watching one generation share a single provider request, and Stop or

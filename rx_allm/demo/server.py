@@ -1,10 +1,16 @@
-"""Serving the demo: start it on a loop (tests, embedding) or run it until Ctrl-C."""
+"""Serving a web app of rx_allm: start it on a loop (tests, embedding) or run it until Ctrl-C.
+
+:func:`start_app` / :func:`serve_app` serve any aiohttp application the way a reactive
+UI back end needs (handlers cancelled when their client disconnects); :func:`start` and
+:func:`serve` do it for the demo.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -12,13 +18,13 @@ from rx_allm.demo.app import make_app
 from rx_allm.engine import Engine
 
 
-async def start(engine: Engine, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
-    """Serve the demo on the running loop (``port=0``: any free port); ``await runner.cleanup()`` stops it.
+async def start_app(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
+    """Serve ``app`` on the running loop (``port=0``: any free port); ``await runner.cleanup()`` stops it.
 
     Handlers are cancelled as soon as their client disconnects, which is what disposes a
     closed tab's subscription.
     """
-    runner = web.AppRunner(make_app(engine), handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -28,19 +34,24 @@ async def start(engine: Engine, host: str = "127.0.0.1", port: int = 0) -> web.A
     return runner
 
 
+async def start(engine: Engine, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
+    """Serve the demo on the running loop (see :func:`start_app`)."""
+    return await start_app(make_app(engine), host, port)
+
+
 def url_of(runner: web.AppRunner) -> str:
     """The page's address on the first listening socket of ``runner``."""
     host, port = runner.addresses[0][:2]
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
-def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080) -> int:
-    """Run the demo until Ctrl-C (running generations are cancelled); returns 0."""
+def serve_app(make: Callable[[], web.Application], host: str, port: int, name: str) -> int:
+    """Run the app ``make()`` builds until Ctrl-C, announcing ``rx-allm <name>: open <url>``; returns 0."""
 
     async def run() -> None:
-        runner = await start(engine, host, port)
+        runner = await start_app(make(), host, port)
         try:
-            print(f"rx-allm demo: open {url_of(runner)} (Ctrl-C stops)", file=sys.stderr, flush=True)
+            print(f"rx-allm {name}: open {url_of(runner)} (Ctrl-C stops)", file=sys.stderr, flush=True)
             await asyncio.get_running_loop().create_future()  # until Ctrl-C cancels it
         finally:
             await runner.cleanup()
@@ -48,3 +59,8 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
+
+
+def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080) -> int:
+    """Run the demo until Ctrl-C (running generations are cancelled); returns 0."""
+    return serve_app(lambda: make_app(engine), host, port, "demo")

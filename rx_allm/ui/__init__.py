@@ -1,0 +1,31 @@
+"""Browser protocols: the Vercel AI SDK UI message stream and AG-UI, one operator away.
+
+* :func:`ai_sdk_frames` / :func:`ai_sdk_sse` — chat or generate events to the UI message
+  stream ``useChat`` consumes; :func:`messages_from_ai_sdk` — its request to messages;
+* :func:`ag_ui_frames` / :func:`ag_ui_sse` — the AG-UI event stream; :func:`messages_from_ag_ui`
+  — a ``RunAgentInput`` to messages;
+* :func:`ai_sdk_handler`, :func:`ag_ui_handler` — aiohttp handlers doing the whole exchange.
+"""
+
+from rx_allm.ui.ag_ui import AG_UI_HEADERS, ag_ui_frames, ag_ui_sse
+from rx_allm.ui.ag_ui_input import RunAgentInput, messages_from_ag_ui
+from rx_allm.ui.ai_sdk import AI_SDK_HEADERS, ai_sdk_frames, ai_sdk_sse
+from rx_allm.ui.ai_sdk_messages import messages_from_ai_sdk
+from rx_allm.ui.framing import SSE_DONE, sse_data
+from rx_allm.ui.handlers import ag_ui_handler, ai_sdk_handler
+
+__all__ = [
+    "AG_UI_HEADERS",
+    "AI_SDK_HEADERS",
+    "SSE_DONE",
+    "RunAgentInput",
+    "ag_ui_frames",
+    "ag_ui_handler",
+    "ag_ui_sse",
+    "ai_sdk_frames",
+    "ai_sdk_handler",
+    "ai_sdk_sse",
+    "messages_from_ag_ui",
+    "sse_data",
+    "messages_from_ai_sdk",
+]

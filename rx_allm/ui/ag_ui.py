@@ -1,0 +1,158 @@
+"""The AG-UI event stream: ``ag_ui_frames(events, thread_id=, run_id=)``.
+
+Mapping (events → AG-UI)::
+
+    subscription        RUN_STARTED {threadId, runId}
+    message_started     STEP_STARTED {stepName: "step-<n>"}
+    text                TEXT_MESSAGE_START {messageId, role: "assistant"} / _CONTENT / _END
+    reasoning_delta     REASONING_START, REASONING_MESSAGE_START/CONTENT/END, REASONING_END
+    tool calls          TOOL_CALL_START {toolCallId, toolCallName, parentMessageId} / _ARGS / _END
+    tool results        TOOL_CALL_RESULT {messageId, toolCallId, content, role: "tool"}
+    ask_user_requested  CUSTOM {name: "ask_user", value: {...}}
+    step end            STEP_FINISHED
+    on_completed        RUN_FINISHED {outcome: {type: "success"[, pendingToolCallIds]}, result, usage: [...]}
+    on_error            RUN_ERROR {message: "<reason>: <message>", code: <reason>} (keys redacted)
+    cancelled           RUN_FINISHED {outcome: {type: "cancelled"}}
+
+Message ids are ``<run_id>-<step>-<block>`` so they stay unique across steps and runs.
+:func:`ag_ui_sse` adds the SSE framing (AG-UI has no closing ``[DONE]`` line).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reactivex import Observable
+
+from rx_allm.ui._encoder import Chunk, FrameEncoder, error_reason, error_text, result_text
+from rx_allm.ui.framing import frames, sse_frames
+
+#: Response headers of an AG-UI event stream.
+AG_UI_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+_USAGE_NAMES = {
+    "input_tokens": "inputTokens",
+    "output_tokens": "outputTokens",
+    "total_tokens": "totalTokens",
+    "reasoning_tokens": "reasoningTokens",
+    "cached_input_tokens": "cachedInputTokens",
+    "cache_write_input_tokens": "cacheWriteInputTokens",
+}
+
+
+class AgUiEncoder(FrameEncoder):
+    """Events of the AG-UI protocol."""
+
+    def __init__(self, thread_id: str, run_id: str) -> None:
+        super().__init__()
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self._last_message: str | None = None
+
+    def _id(self, block: str) -> str:
+        return f"{self.run_id}-{self.step}-{block}"
+
+    def opening(self) -> list[Chunk]:
+        return [{"type": "RUN_STARTED", "threadId": self.thread_id, "runId": self.run_id}]
+
+    def step_start(self, event: Any) -> list[Chunk]:
+        self._last_message = None
+        return [{"type": "STEP_STARTED", "stepName": f"step-{self.step}"}]
+
+    def step_end(self) -> list[Chunk]:
+        return [{"type": "STEP_FINISHED", "stepName": f"step-{self.step}"}]
+
+    def text_start(self, block: str) -> list[Chunk]:
+        self._last_message = self._id(block)
+        return [{"type": "TEXT_MESSAGE_START", "messageId": self._last_message, "role": "assistant"}]
+
+    def text_delta(self, block: str, delta: str) -> list[Chunk]:
+        return [{"type": "TEXT_MESSAGE_CONTENT", "messageId": self._id(block), "delta": delta}]
+
+    def text_end(self, block: str) -> list[Chunk]:
+        return [{"type": "TEXT_MESSAGE_END", "messageId": self._id(block)}]
+
+    def reasoning_start(self, block: str) -> list[Chunk]:
+        message = self._id(block)
+        return [
+            {"type": "REASONING_START", "messageId": message},
+            {"type": "REASONING_MESSAGE_START", "messageId": message, "role": "reasoning"},
+        ]
+
+    def reasoning_delta(self, block: str, delta: str) -> list[Chunk]:
+        return [{"type": "REASONING_MESSAGE_CONTENT", "messageId": self._id(block), "delta": delta}]
+
+    def reasoning_end(self, block: str) -> list[Chunk]:
+        message = self._id(block)
+        return [
+            {"type": "REASONING_MESSAGE_END", "messageId": message},
+            {"type": "REASONING_END", "messageId": message},
+        ]
+
+    def tool_start(self, call_id: str, name: str) -> list[Chunk]:
+        chunk: Chunk = {"type": "TOOL_CALL_START", "toolCallId": call_id, "toolCallName": name}
+        if self._last_message is not None:
+            chunk["parentMessageId"] = self._last_message
+        return [chunk]
+
+    def tool_delta(self, call_id: str, delta: str) -> list[Chunk]:
+        return [{"type": "TOOL_CALL_ARGS", "toolCallId": call_id, "delta": delta}]
+
+    def tool_end(
+        self, call_id: str, name: str, arguments: dict[str, Any], raw: str, streamed: bool
+    ) -> list[Chunk]:
+        args = [] if streamed else self.tool_delta(call_id, raw)
+        return [*args, {"type": "TOOL_CALL_END", "toolCallId": call_id}]
+
+    def tool_output(self, call_id: str, name: str, result: Any, is_error: bool) -> list[Chunk]:
+        return [
+            {
+                "type": "TOOL_CALL_RESULT",
+                "messageId": f"{self.run_id}-result-{call_id}",
+                "toolCallId": call_id,
+                "content": result_text(result),
+                "role": "tool",
+            }
+        ]
+
+    def ask_user(self, call_id: str, tool_name: str, question: str) -> list[Chunk]:
+        value = {"toolCallId": call_id, "toolName": tool_name, "question": question}
+        return [{"type": "CUSTOM", "name": "ask_user", "value": value}]
+
+    def finish(self, usage: dict[str, int]) -> list[Chunk]:
+        chunk: Chunk = {
+            "type": "RUN_FINISHED",
+            "threadId": self.thread_id,
+            "runId": self.run_id,
+            "outcome": {"type": "success"},
+        }
+        if self.pending_calls:
+            chunk["outcome"]["pendingToolCallIds"] = self.pending_calls
+        if self.finish_reason is not None:
+            chunk["result"] = {"finishReason": self.finish_reason}
+        if usage:
+            chunk["usage"] = [{_USAGE_NAMES[name]: value for name, value in usage.items()}]
+        return [chunk]
+
+    def error(self, error: BaseException) -> list[Chunk]:
+        return [{"type": "RUN_ERROR", "message": error_text(error), "code": error_reason(error)}]
+
+    def abort(self, reason: str) -> list[Chunk]:
+        return [
+            {
+                "type": "RUN_FINISHED",
+                "threadId": self.thread_id,
+                "runId": self.run_id,
+                "outcome": {"type": "cancelled"},
+            }
+        ]
+
+
+def ag_ui_frames(events: Observable[Any], *, thread_id: str, run_id: str) -> Observable[Chunk]:
+    """The AG-UI events (dicts) for chat or generate ``events`` in run ``run_id`` of ``thread_id``."""
+    return frames(events, lambda: AgUiEncoder(thread_id, run_id))
+
+
+def ag_ui_sse(events: Observable[Any], *, thread_id: str, run_id: str) -> Observable[bytes]:
+    """:func:`ag_ui_frames` as SSE bytes."""
+    return sse_frames(events, lambda: AgUiEncoder(thread_id, run_id))

@@ -1,0 +1,131 @@
+"""The chat app of ``rx-allm serve`` in a real headless Chromium, driven by Playwright.
+
+The page is the committed build (``rx_allm/ui/static``) of ``web/src``: React with
+``useChat`` from ``@ai-sdk/react`` on its default transport. The provider emulator plays
+the model (the same scripted answers ``rx-allm serve`` uses without an API key) and
+records what the page's actions did upstream. The screenshots in ``docs/images`` are
+written by this test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from browser_support import WAIT_MS, chromium
+from conftest import openai_engine
+from ui_support import answer
+
+from rx_allm.chat.demo_tools import DEMO_TOOLS
+from rx_allm.testing import ProviderEmulator
+from rx_allm.ui.server import start, url_of
+
+IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+
+@pytest_asyncio.fixture
+async def served() -> AsyncIterator[tuple[ProviderEmulator, str]]:
+    async with ProviderEmulator(responder=lambda sent: answer(sent, chunk_delay=0.02)) as emulator:
+        engine = openai_engine(emulator, model="gpt-test")
+        runner = await start(engine, tools=DEMO_TOOLS)
+        try:
+            yield emulator, url_of(runner)
+        finally:
+            await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Any]:
+    async with chromium(tmp_path / "profile", viewport={"width": 900, "height": 760}) as context:
+        yield context
+
+
+async def ask(page: Any, text: str) -> None:
+    await page.fill("textarea", text)
+    await page.click("#send")
+
+
+async def assistant_text(page: Any, index: int) -> str:
+    return str(await page.locator("article.assistant").nth(index).locator(".text").all_inner_texts())
+
+
+@pytest.mark.asyncio
+async def test_send_tokens_tool_call_and_a_second_turn(
+    served: tuple[ProviderEmulator, str], browser: Any
+) -> None:
+    emulator, url = served
+    page = await browser.new_page()
+    await page.goto(url)
+    assert await page.title() == "rx_allm · chat"
+    await page.wait_for_function(
+        "document.querySelector('[data-testid=model]').textContent.includes('gpt-test')"
+    )
+    assert await page.text_content("[data-testid=model]") == "openai · gpt-test"
+
+    await ask(page, "What is 6 * 7?")
+    tool = page.locator(".tool[data-tool=calculator]")
+    await tool.wait_for()  # shown while its input is still being written
+    await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
+    assert await tool.locator(".input").text_content() == '{"expression":"6 * 7"}'
+    assert await tool.get_attribute("data-state") == "output-available"
+    assert await tool.locator(".output").text_content() == "42"
+    assert "The tool answered 42." in await assistant_text(page, 0)
+    assert emulator.requests[0].json["messages"][-1] == {"role": "user", "content": "What is 6 * 7?"}
+    assert emulator.requests[1].json["messages"][-1]["role"] == "tool"
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(IMAGES / "chat-tool-call.png"), full_page=True)
+
+    await ask(page, "hello again")
+    await page.locator("article.assistant").nth(1).locator(".text").wait_for()
+    await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
+    assert "You asked: “hello again”" in await assistant_text(page, 1)
+    second = emulator.requests[-1].json["messages"]
+    assert [m["role"] for m in second] == ["user", "assistant", "tool", "assistant", "user"]
+    assert second[0]["role"] == "user" and second[-1]["content"] == "hello again"
+    assert any(m["role"] == "assistant" for m in second)  # the history went back upstream
+    assert emulator.disconnects == []
+
+
+@pytest.mark.asyncio
+async def test_stop_cancels_upstream_and_a_second_tab_follows(
+    served: tuple[ProviderEmulator, str], browser: Any
+) -> None:
+    emulator, url = served
+    page = await browser.new_page()
+    await page.goto(url)
+    await ask(page, "Tell me a long story")
+    await page.wait_for_function(
+        "(document.querySelector('article.assistant .text') || {}).textContent?.includes('token3')"
+    )
+    shared = str(await page.get_attribute("#share", "href"))
+    assert shared.startswith("#chat-")
+
+    follower = await browser.new_page()
+    await follower.goto(url + shared)
+    await follower.wait_for_function(
+        "(document.querySelector('article.user') || {}).textContent === 'Tell me a long story'"
+    )
+    await follower.wait_for_function(
+        "(document.querySelector('article.assistant .text') || {}).textContent?.includes('token12')"
+    )
+    assert emulator.posts() == 1  # the second tab follows the same generation
+    await follower.screenshot(path=str(IMAGES / "chat-second-tab.png"), full_page=True)
+    await follower.close()
+    assert emulator.disconnects == []
+
+    await page.click("#stop")
+    await emulator.wait_for_disconnects(1, timeout=WAIT_MS / 1000)
+    assert [d.request_index for d in emulator.disconnects] == [0]
+    assert await page.is_enabled("#send")
+    stopped_at = await assistant_text(page, 0)
+    await page.wait_for_timeout(300)  # a stopped stream shows nothing more (LONG sends every 50 ms)
+    assert await assistant_text(page, 0) == stopped_at
+
+    await ask(page, "hello")
+    await page.locator("article.assistant").nth(1).locator(".text").wait_for()
+    await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
+    assert "You asked: “hello”" in await assistant_text(page, 1)
+    assert emulator.posts() == 2  # one POST per reply: Stop never re-sent the first
