@@ -5,3 +5,6 @@ import sys
 from rx_allm.cli import main
 
 sys.exit(main())
+
+
+__all__: list[str] = []

@@ -195,3 +195,19 @@ _SPECIFIC = frozenset({"context_length_exceeded", "content_filter"})
 
 def _mentions(text: str, markers: tuple[str, ...]) -> bool:
     return any(marker in text for marker in markers)
+
+
+__all__ = [
+    "ErrorBody",
+    "ErrorDialect",
+    "REQUEST_ID_HEADERS",
+    "STATUS_REASONS",
+    "classify",
+    "decode_body",
+    "error_body_object",
+    "error_object",
+    "http_error",
+    "in_band_error",
+    "parse_retry_after",
+    "request_id_of",
+]

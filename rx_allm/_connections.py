@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import AsyncGenerator
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from rx_allm._loop import on_background_shutdown
+
+if TYPE_CHECKING:  # aiohttp is imported on first use: ``import rx_allm`` stays light
+    import aiohttp
 
 _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
     weakref.WeakKeyDictionary()
@@ -27,6 +29,8 @@ _closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[No
 
 async def session_for_loop() -> aiohttp.ClientSession:
     """The running loop's library session (created on first use)."""
+    import aiohttp
+
     loop = asyncio.get_running_loop()
     session = _sessions.get(loop)
     if session is None or session.closed:
@@ -61,3 +65,6 @@ async def close_session() -> None:
 
 
 on_background_shutdown(close_session)
+
+
+__all__ = ["close_session", "session_for_loop"]

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from reactivex.abc import SchedulerBase
+from reactivex.abc import DisposableBase, SchedulerBase
 from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
 _lock = threading.Lock()
@@ -82,6 +82,16 @@ def call_on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> Non
         loop.call_soon_threadsafe(fn)
 
 
+def block_until(finished: threading.Event, subscription: DisposableBase) -> None:
+    """Block until ``finished`` is set; an exception meanwhile (Ctrl-C) disposes ``subscription``."""
+    try:
+        while not finished.wait(0.1):
+            pass
+    except BaseException:
+        subscription.dispose()
+        raise
+
+
 @atexit.register
 def _stop_background() -> None:
     loop, thread = _background, _thread
@@ -96,3 +106,14 @@ def _stop_background() -> None:
         asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=5)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=5)
+
+
+__all__ = [
+    "background_loop",
+    "block_until",
+    "call_on_loop",
+    "default_scheduler",
+    "loop_for_subscription",
+    "on_background_shutdown",
+    "running_loop",
+]

@@ -55,3 +55,6 @@ def _mask_match(match: re.Match[str]) -> str:
     if match.re.groups:  # "Bearer <token>": keep the scheme word
         return f"{match.group(1)} {MASK}"
     return MASK
+
+
+__all__ = ["KEY_PATTERNS", "MASK", "redact", "remember_secret"]

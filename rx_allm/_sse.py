@@ -55,11 +55,9 @@ class SSEDecoder:
         "_pieces",
         "_provider",
         "_retry",
-        "bytes_received",
     )
 
     def __init__(self, max_event_bytes: int | None = None, *, provider: str | None = None) -> None:
-        self.bytes_received = 0
         self._max_event_bytes = max_event_bytes
         self._provider = provider
         self._dispatched = 0  # events returned so far
@@ -84,7 +82,6 @@ class SSEDecoder:
         """Consume ``chunk`` and return the events it completes, in order."""
         if self._failure is not None:
             raise self._failure
-        self.bytes_received += len(chunk)
         if self._head is not None:
             head = self._head + chunk
             if len(head) < len(_BOM) and _BOM.startswith(head):
@@ -122,16 +119,12 @@ class SSEDecoder:
             self._check_size(self._partial_len + self._event_bytes)
         return events
 
-    def close(self) -> list[SSEEvent]:
-        """End of stream: an event without its closing blank line is discarded, so this returns ``[]``.
-
-        The state is kept, so :attr:`has_partial` still tells whether the stream was cut short.
-        """
-        self.check()
-        return []
-
     def check(self) -> None:
-        """Raise the error of an invalid line whose preceding events ``feed`` already returned."""
+        """Raise the error of an invalid line whose preceding events ``feed`` already returned.
+
+        At the end of the stream an event without its closing blank line is discarded (nothing
+        to return); :attr:`has_partial` tells whether the stream was cut short.
+        """
         if self._failure is not None:
             raise self._failure
 
@@ -204,3 +197,6 @@ class SSEDecoder:
             event_index=self._dispatched + 1,
             cause=cause,
         )
+
+
+__all__ = ["SSEDecoder", "SSEEvent"]

@@ -203,9 +203,7 @@ class _HttpStream:
             error = _transport_error(self.call, exc, self.receiving)
         except Exception as exc:  # a mapper bug must still end the stream with a typed error
             logger.exception("rx_allm: unexpected failure while streaming from %s", self.call.provider)
-            error = StreamError(
-                "unknown", f"unexpected {type(exc).__name__}: {exc}", provider=self.call.provider
-            )
+            error = StreamError.wrap(exc, self.call.provider)
         finally:
             if not clean:
                 self._release(close=True)
@@ -285,7 +283,7 @@ class _HttpStream:
                 break
             decoder.check()  # an invalid line that followed this chunk's events
         else:
-            decoder.close()
+            decoder.check()
             mapper.end()
 
     # -- delivery --------------------------------------------------------------
@@ -342,3 +340,6 @@ def _transport_error(call: HttpCall, exc: BaseException, receiving: bool) -> Ada
         provider=call.provider,
         cause=exc,
     )
+
+
+__all__ = ["HttpCall", "Mapper", "http_stream"]

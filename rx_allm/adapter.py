@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import SecretStr
 from pydantic_core import from_json
@@ -34,7 +34,6 @@ from rx_allm.events import (
     Event,
     MessageCompleted,
     MessageStarted,
-    RawChunk,
     TextCompleted,
     TextDelta,
     ToolCallCompleted,
@@ -43,10 +42,13 @@ from rx_allm.events import (
     reasoning_completed,
     reasoning_delta,
     refusal_delta,
+    usage_chunk,
 )
-from rx_allm.models import FinishReason, Message, Reasoning, Request, ToolCall, Usage
+from rx_allm.models import FinishReason, Message, Reasoning, Request, Usage
 
 Emit = Callable[[Event], None]
+Handler = Callable[[Any, dict[str, Any]], None]
+_H = TypeVar("_H", bound=Handler)
 
 # The per-chunk events are built by their model's validator itself: the same validation as
 # ``TextDelta(delta=...)`` without ``BaseModel.__init__``'s Python frame (a third of the cost).
@@ -131,7 +133,7 @@ def parse_arguments(raw: str) -> dict[str, Any]:
 class _Call:
     """A tool call being assembled."""
 
-    __slots__ = ("final", "id", "metadata", "name", "raw")
+    __slots__ = ("done", "final", "id", "metadata", "name", "raw")
 
     def __init__(self, call_id: str, name: str) -> None:
         self.id = call_id
@@ -139,6 +141,7 @@ class _Call:
         self.raw: list[str] = []
         self.final: str | None = None  # whole arguments when the provider sends them at the end
         self.metadata: dict[str, Any] = {}
+        self.done = False  # its tool_call_completed was emitted
 
     def arguments_text(self) -> str:
         return self.final if self.final else "".join(self.raw)
@@ -155,12 +158,25 @@ class _Block:
         self.parts: list[str] = []
 
 
-class StreamMapper:
-    """Per-stream state shared by the provider mappers, and the shared event vocabulary.
+def on(*names: str) -> Callable[[_H], _H]:
+    """Mark a :class:`StreamMapper` method as the handler of the frames called ``names``."""
 
-    Subclasses implement :meth:`handle` (one SSE event) and may override
-    :meth:`start` (events at open) and :meth:`end` (at EOF). ``finished`` becomes
-    True once ``message_completed`` was emitted; the transport then stops reading.
+    def mark(handler: _H) -> _H:
+        setattr(handler, "_frames", names)  # noqa: B010 (a function attribute mypy cannot see)
+        return handler
+
+    return mark
+
+
+class StreamMapper:
+    """Per-stream state shared by the provider mappers.
+
+    One dispatch idiom: :meth:`handle` parses a frame's JSON object and calls the method
+    marked ``@on(name)`` for the frame's name (:meth:`frame_name`: the SSE event name unless a
+    subclass reads it elsewhere); a frame without a handler goes to :meth:`unhandled`.
+    Subclasses may override :meth:`start` (events at open) and :meth:`end` (at EOF).
+    ``finished`` becomes True once ``message_completed`` was emitted; the transport then
+    stops reading.
 
     The vocabulary every mapper speaks through these helpers: ``message_started`` is
     announced (:meth:`announce`) before the first other event, with the ``META_*`` keys
@@ -174,6 +190,15 @@ class StreamMapper:
     """
 
     provider = "provider"
+    handlers: ClassVar[dict[str, Handler]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers = dict(cls.handlers)
+        for member in vars(cls).values():
+            for name in getattr(member, "_frames", ()):
+                handlers[name] = member
+        cls.handlers = handlers
 
     def __init__(self, emit: Emit) -> None:
         self.emit = emit
@@ -182,6 +207,7 @@ class StreamMapper:
         self.index = 0  # SSE events seen, for StreamError.event_index
         self.text: list[str] = []
         self.calls: dict[Any, _Call] = {}
+        self.completed: list[ToolCallCompleted] = []  # in the order they were emitted
         self.usage: Usage | None = None
         self.finish: FinishReason | None = None
         self.terminal_seen = False  # the provider's terminal marker arrived
@@ -205,7 +231,20 @@ class StreamMapper:
 
     def handle(self, event: SSEEvent) -> None:
         """Map one SSE event (raise ``AdapterError``/``StreamError`` for in-band failures)."""
-        raise NotImplementedError
+        data = self.json_object(event.data)
+        name = self.frame_name(event, data)
+        handler = self.handlers.get(name)
+        if handler is None:
+            self.unhandled(name, data)
+        else:
+            handler(self, data)
+
+    def frame_name(self, event: SSEEvent, data: dict[str, Any]) -> str:
+        """The name a frame is dispatched on: its SSE event name."""
+        return event.event
+
+    def unhandled(self, name: str, data: dict[str, Any]) -> None:
+        """A frame no handler is marked for: ignored."""
 
     def end(self) -> None:
         """At EOF: complete if the terminal marker was seen, else the stream was truncated."""
@@ -333,7 +372,7 @@ class StreamMapper:
             self.emit(_new_tool_call_delta({"id": call.id, "arguments_delta": fragment}))
 
     def complete_call(self, call: _Call) -> ToolCallCompleted:
-        """Emit the assembled call."""
+        """Emit the assembled call (once) and count it among the completed calls."""
         raw = call.arguments_text()
         event = ToolCallCompleted(
             id=call.id,
@@ -342,6 +381,8 @@ class StreamMapper:
             raw_arguments=raw,
             metadata=call.metadata,
         )
+        call.done = True
+        self.completed.append(event)
         self.emit(event)
         return event
 
@@ -349,13 +390,12 @@ class StreamMapper:
         """Remember the stream's usage (emitted once, before ``message_completed``)."""
         self.usage = usage
 
-    def complete(self, calls_completed: Sequence[ToolCallCompleted] | None = None) -> None:
+    def complete(self) -> None:
         """Close open blocks, emit the usage chunk and the one ``message_completed``.
 
-        ``stop`` is promoted to ``tool_calls`` when the message has tool calls, and a
-        refusal finishes with ``content_filter``. ``calls_completed`` lists calls already
-        announced as completed; otherwise every registered call is completed here, in
-        first-seen order.
+        ``stop`` is promoted to ``tool_calls`` when the message has tool calls, and a refusal
+        finishes with ``content_filter``. Calls not completed yet are completed here, in
+        first-seen order, after those completed while streaming.
         """
         if self.finished:
             return
@@ -363,27 +403,12 @@ class StreamMapper:
             self.announce()
         self.close_all_reasoning()
         self.close_text()
-        done = (
-            list(calls_completed)
-            if calls_completed is not None
-            else [self.complete_call(call) for call in self.calls.values()]
-        )
+        for call in self.calls.values():
+            if not call.done:
+                self.complete_call(call)
         if self.usage is not None:
-            self.emit(RawChunk(kind="usage", data=self.usage))
-        self.finished = True
-        self.emit(self._completed(done))
-
-    def _completed(self, done: Sequence[ToolCallCompleted]) -> MessageCompleted:
-        tool_calls = [
-            ToolCall(
-                id=c.id,
-                name=c.name,
-                arguments=c.arguments,
-                raw_arguments=c.raw_arguments,
-                metadata=c.metadata,
-            )
-            for c in done
-        ]
+            self.emit(usage_chunk(self.usage))
+        tool_calls = [completed.to_call() for completed in self.completed]
         finish = self.finish
         if tool_calls and finish == "stop":
             finish = "tool_calls"
@@ -397,7 +422,8 @@ class StreamMapper:
             refusal=self.refusal,
             metadata=self.message_metadata,
         )
-        return MessageCompleted(message=message, finish_reason=finish, metadata=self.completion_metadata)
+        self.finished = True
+        self.emit(MessageCompleted(message=message, finish_reason=finish, metadata=self.completion_metadata))
 
 
 def usage_from(raw: Mapping[str, Any], fields: Mapping[str, str | tuple[str, str]]) -> Usage:
@@ -429,12 +455,14 @@ def merge_reported(known: Mapping[str, Any], update: Mapping[str, Any]) -> dict[
 
 __all__ = [
     "Emit",
+    "Handler",
     "SSEEvent",
     "StreamAdapter",
     "StreamMapper",
     "StreamOptions",
     "loads",
     "merge_reported",
+    "on",
     "parse_arguments",
     "usage_from",
 ]

@@ -21,18 +21,17 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import rx_allm as allm
+from rx_allm._loop import block_until
 from rx_allm.errors import RxAllmError
+from rx_allm.providers.anthropic import Anthropic
+from rx_allm.providers.gemini import Gemini
+from rx_allm.providers.openai import OpenAI
 
-DEFAULT_MODELS = {
-    "openai": "gpt-4.1-mini",
-    "anthropic": "claude-haiku-4-5",
-    "gemini": "gemini-2.5-flash",
-    "fake": None,
-}
-KEY_VARIABLES = {
-    "openai": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+#: The HTTP providers, in the order their keys are looked for; each names its key variables and default model.
+PROVIDERS: dict[str, type[OpenAI | Anthropic | Gemini]] = {
+    "openai": OpenAI,
+    "anthropic": Anthropic,
+    "gemini": Gemini,
 }
 EMULATOR_KEY = "emulator-key-not-secret"
 
@@ -93,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 def target_for(args: argparse.Namespace) -> Iterator[Target]:
     """The engine for ``args``; starts (and stops) the emulator when no provider is configured."""
     provider = args.provider or next(
-        (name for name, names in KEY_VARIABLES.items() if any(os.environ.get(n) for n in names)), None
+        (name for name, cls in PROVIDERS.items() if any(os.environ.get(n) for n in cls.env_vars)), None
     )
     if provider == "fake":
         prompt = getattr(args, "prompt", None) or "hello"
@@ -101,9 +100,8 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
         return
     if provider is not None:
         opts = {"base_url": args.base_url} if args.base_url else {}
-        yield Target(
-            allm.Engine(adapter=provider, adapter_opts=opts, model=args.model or DEFAULT_MODELS[provider])
-        )
+        model = args.model or PROVIDERS[provider].default_model
+        yield Target(allm.Engine(adapter=provider, adapter_opts=opts, model=model))
         return
     from rx_allm.testing.emulator import ProviderEmulator
 
@@ -116,7 +114,7 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
         engine = allm.Engine(
             adapter="openai",
             adapter_opts={"base_url": emulator.base_url("openai"), "api_key": EMULATOR_KEY},
-            model=args.model or DEFAULT_MODELS["openai"],
+            model=args.model or OpenAI.default_model,
         )
         yield Target(engine, notice)
 
@@ -284,10 +282,8 @@ def run_view(events: Any, view: View) -> int:
     view.waiting()
     subscription = events.subscribe(on_next=show, on_error=on_error, on_completed=finished.set)
     try:
-        while not finished.wait(0.1):
-            pass
-    except KeyboardInterrupt:
-        subscription.dispose()
+        block_until(finished, subscription)
+    except KeyboardInterrupt:  # the subscription is disposed
         view.interrupted()
         return 130
     if closed_pipe:
@@ -445,3 +441,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+__all__ = [
+    "EMULATOR_KEY",
+    "EventsView",
+    "JsonView",
+    "PROVIDERS",
+    "Target",
+    "TextView",
+    "View",
+    "emulator_reply",
+    "error_line",
+    "last_user_text",
+    "main",
+    "run_view",
+    "summary_line",
+    "target_for",
+]

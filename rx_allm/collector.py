@@ -75,13 +75,7 @@ class StreamCollector:
             raw = call.raw_arguments + event.arguments_delta
             self._calls[call.id] = call.model_copy(update={"raw_arguments": raw})
         elif isinstance(event, ToolCallCompleted):
-            self._calls[event.id] = ToolCall(
-                id=event.id,
-                name=event.name,
-                arguments=event.arguments,
-                raw_arguments=event.raw_arguments,
-                metadata=event.metadata,
-            )
+            self._calls[event.id] = event.to_call()
         elif isinstance(event, RawChunk):
             if event.kind == "usage" and isinstance(event.data, Usage):
                 self._usage = event.data
@@ -94,7 +88,7 @@ class StreamCollector:
     def fail(self, error: Exception) -> None:
         """Fold the terminal error (anything not typed is wrapped as ``StreamError("unknown")``)."""
         if not isinstance(error, (AdapterError, StreamError)):
-            error = StreamError("unknown", f"stream failed: {type(error).__name__}: {error}", cause=error)
+            error = StreamError.wrap(error)
         self._error = error
         self._finish = "error"
 

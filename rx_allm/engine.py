@@ -223,3 +223,6 @@ def _is_plain(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
     return False
+
+
+__all__ = ["Engine", "register_adapter", "resolve_adapter"]

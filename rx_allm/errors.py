@@ -206,6 +206,11 @@ class StreamError(RxAllmError):
         self.event_index = event_index
         super().__init__(reason, message, provider=provider, cause=cause, metadata=metadata)
 
+    @classmethod
+    def wrap(cls, error: BaseException, provider: str | None = None) -> StreamError:
+        """An untyped failure as ``StreamError("unknown")``, the original kept as ``cause``."""
+        return cls("unknown", f"unexpected {type(error).__name__}: {error}", provider=provider, cause=error)
+
 
 class ValidationError(RxAllmError):
     """Bad input, with ``errors`` listing ``(field path, reason)``.

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from rx_allm.conversation import ChatResult, Thread, ToolOutcome
-from rx_allm.models import FinishReason, Message, Reasoning, Response, Usage
+from rx_allm.models import FinishReason, Message, Reasoning, Response, ToolCall, Usage
 
 # -- metadata keys (message_started / message_completed ``metadata``) -------------------
 #: The adapter's name (``"openai"``, ``"anthropic"``, ``"gemini"``, ``"fake"``, ...): on both events.
@@ -104,6 +104,15 @@ class ToolCallCompleted(_Event):
     arguments: dict[str, Any] = Field(default_factory=dict)
     raw_arguments: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_call(cls, call: ToolCall) -> ToolCallCompleted:
+        """The event announcing ``call`` (the two share their fields)."""
+        return cls.model_validate(call, from_attributes=True)
+
+    def to_call(self) -> ToolCall:
+        """The :class:`~rx_allm.models.ToolCall` this event completes."""
+        return ToolCall.model_validate(self, from_attributes=True)
 
 
 class RawChunk(_Event):

@@ -121,3 +121,6 @@ class EventStream(Generic[T]):
 def iterate(events: Observable[T]) -> EventStream[T]:
     """Iterate an Observable with ``async for``; ``break`` / ``aclose()`` disposes it."""
     return EventStream(events)
+
+
+__all__ = ["EventStream", "iterate"]

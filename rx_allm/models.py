@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from rx_allm.errors import AdapterError, StreamError
+from rx_allm.errors import AdapterError, StreamError, ValidationError
+from rx_allm.schema import normalize_format
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
+#: ``"text"``, ``"json_object"``, a ``json_schema`` dict, or a pydantic model class.
+ResponseFormat = str | dict[str, Any] | type[BaseModel]
+
+
 #: Where a fold stands: ``message_completed`` seen, a terminal error, or neither (yet).
 ResponseStatus = Literal["completed", "error", "unfinished"]
 
@@ -96,8 +101,9 @@ class Tool(BaseModel):
 class Request(BaseModel):
     """A single generation request. ``options`` is merged verbatim into the provider body.
 
-    Unknown fields are refused (a typo must not vanish). ``response_format`` also takes a
-    pydantic model class, held as the equivalent ``json_schema`` format.
+    ``response_format`` is ``"text"``, ``"json_object"``, a ``json_schema`` dict, or a
+    pydantic model class (sent as the provider's strict JSON schema; serialized as that
+    ``json_schema`` dict). Unknown fields are refused: a typo must not vanish.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -108,22 +114,13 @@ class Request(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     temperature: float | None = None
     max_tokens: int | None = None
-    response_format: str | dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("response_format", mode="before")
-    @classmethod
-    def _model_class(cls, value: Any) -> Any:
-        return response_format_spec(value)
-
-
-def response_format_spec(value: Any) -> Any:
-    """A pydantic model class as a ``json_schema`` response format (anything else unchanged)."""
-    if isinstance(value, type) and issubclass(value, BaseModel):
-        schema = value.model_json_schema()
-        return {"type": "json_schema", "json_schema": {"name": value.__name__, "schema": schema}}
-    return value
+    @field_serializer("response_format")
+    def _format_as_data(self, fmt: ResponseFormat | None) -> Any:
+        return normalize_format(fmt)
 
 
 class Usage(BaseModel):
@@ -147,7 +144,10 @@ class Response(BaseModel):
     """What :func:`rx_allm.generate` folds a stream into.
 
     A stream that ended with an error still gives a Response: ``finish_reason`` is
-    ``"error"``, ``error`` holds the typed error and the partial output is kept. A fold
+    ``"error"``, ``error`` holds the typed error and the partial output is kept.
+    With ``response_format=Model``, ``output`` is the final text validated into
+    ``Model``; text that does not validate leaves it None and sets ``error`` to
+    ``ValidationError("invalid_output")`` (the provider's ``finish_reason`` is kept). A fold
     that saw neither ``message_completed`` nor an error (nothing folded yet, a stream cut
     by ``take_until``) is *unfinished*: ``completed`` is False and ``ok`` is False.
     """
@@ -158,9 +158,10 @@ class Response(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage = Field(default_factory=Usage)
-    error: AdapterError | StreamError | None = None
+    error: AdapterError | StreamError | ValidationError | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     request_id: str | None = None
+    output: Any = None
 
     @property
     def ok(self) -> bool:
@@ -222,7 +223,6 @@ def request(messages: list[Message], **fields: Any) -> Request:
     """Build a :class:`Request`; a malformed or unknown field raises :class:`rx_allm.ValidationError`."""
     import pydantic
 
-    from rx_allm.errors import ValidationError
     from rx_allm.strict import unknown_names
 
     try:
@@ -237,3 +237,23 @@ def request(messages: list[Message], **fields: Any) -> Request:
             [k for k in fields if k not in Request.model_fields], Request.model_fields, "field"
         )
         raise ValidationError("invalid_request", errors=errors) from None
+
+
+__all__ = [
+    "FinishReason",
+    "Message",
+    "Reasoning",
+    "Request",
+    "Response",
+    "ResponseStatus",
+    "Role",
+    "Tool",
+    "ToolCall",
+    "Usage",
+    "assistant",
+    "request",
+    "system",
+    "tool",
+    "tool_result",
+    "user",
+]

@@ -129,3 +129,6 @@ class _TextBatch:
         self.first, self.parts = None, []
         self.timer.disposable = Disposable()  # cancels the pending window
         self.observer.on_next(first if len(parts) == 1 else TextDelta(id=first.id, delta="".join(parts)))
+
+
+__all__ = ["coalesce_text"]

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from typing import Any
+from typing import Any, get_args
 
 from rx_allm.adapter import StreamOptions
 from rx_allm.engine import Engine
 from rx_allm.errors import EngineError, ValidationError
-from rx_allm.models import Request
+from rx_allm.models import Request, Role
 
 logger = logging.getLogger("rx_allm")
 
@@ -25,7 +25,7 @@ ORCHESTRATION_OPTIONS = ("mode", "max_turns", "halt_when")
 #: Call options that fill a :class:`Request` field when the request leaves it unset.
 REQUEST_FIELD_OPTIONS = ("temperature", "max_tokens", "tool_choice", "response_format")
 
-ROLES = frozenset({"system", "user", "assistant", "tool"})
+ROLES = frozenset(get_args(Role))
 RESERVED_TOOL_NAMES = frozenset({"auto", "none", "required", "any"})
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RESPONSE_FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})

@@ -20,6 +20,7 @@ for code without a running event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from reactivex import Observable
 from reactivex import operators as ops
 
-from rx_allm._loop import call_on_loop, running_loop
+from rx_allm._loop import block_until, call_on_loop, running_loop
 from rx_allm.adapter import StreamOptions
 from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine
@@ -76,12 +77,16 @@ def event_filter(
     emit_text_deltas: bool, emit_tool_deltas: bool, include_raw_chunks: bool
 ) -> Callable[[Event], bool]:
     """The ``keep`` predicate of the three emit/include rules (usage raw chunks always pass)."""
+    return _keep(bool(emit_text_deltas), bool(emit_tool_deltas), bool(include_raw_chunks))
+
+
+@functools.cache
+def _keep(text_deltas: bool, tool_deltas: bool, raw_chunks: bool) -> Callable[[Event], bool]:
+    # One predicate per combination of the three flags, built once.
     dropped = frozenset(
-        name
-        for name, drop in (("text_delta", not emit_text_deltas), ("tool_call_delta", not emit_tool_deltas))
-        if drop
+        name for name, drop in (("text_delta", not text_deltas), ("tool_call_delta", not tool_deltas)) if drop
     )
-    if include_raw_chunks:
+    if raw_chunks:
         return lambda event: event.type not in dropped
 
     def keep(event: Event) -> bool:
@@ -147,12 +152,7 @@ def generate_sync(engine: Engine, request: Request, **options: Any) -> Response:
     subscription = stream_generate(engine, request, **options).subscribe(
         on_next=collector.apply, on_error=fail, on_completed=finished.set
     )
-    try:
-        while not finished.wait(0.1):
-            pass
-    except BaseException:
-        subscription.dispose()
-        raise
+    block_until(finished, subscription)
     return collector.to_response()
 
 

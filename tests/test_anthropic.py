@@ -14,10 +14,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import events_of, fixture_bytes, hello, of_type, usage_chunks
+from helpers import events_of, fixture_bytes, hello, of_type, usage_chunks
 
 import rx_allm as allm
-from rx_allm.adapter import StreamOptions
 from rx_allm.errors import AdapterError, EngineError, StreamError
 from rx_allm.events import (
     META_NATIVE_FINISH_REASON,
@@ -381,7 +380,7 @@ PASSED_THROUGH = {"type": "any", "disable_parallel_tool_use": True}
 )
 def test_tool_choice(choice: Any, expected: Any) -> None:
     request = allm.request([allm.user("x")], model="m", tool_choice=choice, tools=[allm.tool(name="lookup")])
-    assert build_body(request, StreamOptions(model="m")).get("tool_choice") == expected
+    assert build_body(request, "m", {}).get("tool_choice") == expected
 
 
 @pytest.mark.asyncio

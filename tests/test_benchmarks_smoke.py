@@ -33,6 +33,7 @@ CASES = [
         ["rx_allm", "bare_aiohttp", "chunks/s", "targets:"],
     ),
     ("cancellation.py", ["--streams", "3"], ["rx_allm", "3/3", "p99 ms", "target"]),
+    ("chat_overhead.py", ["--chats", "20", "--rounds", "1"], ["rx_allm chat (Fake)", "us/chat", "target"]),
     ("ui_frames.py", ["--chunks", "300", "--rounds", "1"], ["ai_sdk_sse", "us/event", "target"]),
     ("ui_disconnect.py", ["--streams", "2"], ["/api/chat", "/api/agui", "2/2", "p99 ms", "target"]),
     ("first_event.py", ["--requests", "3", "--chunks", "5"], ["rx_allm", "bare_aiohttp", "library overhead"]),
@@ -72,3 +73,12 @@ def test_missing_peers_are_reported_not_run() -> None:
     assert "not installed" in rows["openai"]
     assert "not installed" in rows["aiohttp_sse_client"]
     assert "not installed" not in rows["rx_allm"]
+
+
+def test_chat_overhead_without_pydantic_ai_says_so() -> None:
+    result = run(
+        "chat_overhead.py", ["--chats", "10", "--rounds", "1"], {"RX_ALLM_BENCH_HIDE": "pydantic_ai"}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "not installed" in result.stdout and "not measured" in result.stdout
+    assert "rx_allm chat (Fake)" in result.stdout

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from browser_support import WAIT_MS, chromium
-from conftest import openai_engine
+from helpers import openai_engine
 from ui_support import answer
 
 from rx_allm.chat.demo_tools import DEMO_TOOLS

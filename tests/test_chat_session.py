@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -49,6 +50,8 @@ def test_manual_calls_then_submit_then_continue() -> None:
     assert [c.id for c in session.pending_tool_calls] == ["c1"]
     with pytest.raises(allm.ValidationError):
         session.stream_reply(eng, "hello?")
+    with pytest.raises(allm.ValidationError):
+        asyncio.run(session.reply(eng, "hello?"))
     with pytest.raises(allm.ValidationError):
         session.submit_tool_results({"zz": 1})
     session.submit_tool_results({"c1": {"approved": True}})
@@ -142,3 +145,12 @@ async def test_reply_returns_the_chat_result_and_the_session_follows_steps() -> 
     assert result.halted_reason == "completed" and threads == [3, 4]
     again = await session.reply(engine([("text", "again"), ("finish", "stop")]), "more")
     assert again.output_text == "again" and len(session.thread.messages) == 6
+
+
+def test_the_session_changes_only_when_the_reply_is_subscribed() -> None:
+    session = allm.Session()
+    stream = session.stream_reply(engine([("text", "hi"), ("finish", "stop")]), "hello")
+    assert session.thread.messages == [] and session.status == "idle"
+    record_events(stream, TestScheduler())
+    assert [m.role for m in session.thread.messages] == ["user", "assistant"]
+    assert session.status == "completed"

@@ -1,11 +1,15 @@
 """The Python examples of the README and of the docs pages run, and print what the pages show.
 
-Every fenced ``python`` block of the pages in :data:`PAGES` is a test:
+This is the one runner of the docs' code blocks. Every fenced ``python`` block of the pages
+in :data:`PAGES` is a test:
 
 * it runs in a fresh namespace (top-level ``await`` runs on a fresh event loop), against the
   Fake adapter or the provider emulator on 127.0.0.1, within :data:`TIME_LIMIT` seconds;
 * when the next block is a ```` ```text title="Output" ```` block, what it printed must be
   exactly that text (trailing spaces aside);
+* the ``test_*`` functions it defines are called, and of each conformance suite it defines
+  (an :class:`~rx_allm.testing.AdapterConformance` subclass) one check and the last error
+  case run (the full suites run in ``test_conformance.py``);
 * a block whose first line is ``# not run: <why>`` (it needs a real provider) is not run: it
   must compile, its imports must work and every ``allm.<name>`` it uses must exist.
 """
@@ -26,6 +30,7 @@ from typing import Any
 import pytest
 
 import rx_allm
+from rx_allm.testing import AdapterConformance
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [
@@ -35,7 +40,7 @@ PAGES = [
     *sorted((ROOT / "docs" / "concepts").glob("*.md")),
     *sorted((ROOT / "docs" / "guides").glob("*.md")),
     *sorted((ROOT / "docs" / "providers").glob("*.md")),
-    *sorted((ROOT / "docs" / "guides").glob("*.md")),
+    ROOT / "docs" / "testing.md",
 ]
 NOT_RUN = "# not run:"
 TIME_LIMIT = 60.0
@@ -129,6 +134,7 @@ def run(block: Block) -> str:
             result = eval(code, namespace)
             if inspect.iscoroutine(result):
                 asyncio.run(result)
+            run_defined_tests(namespace)
         except BaseException as exc:
             failure.append(exc)
 
@@ -140,6 +146,16 @@ def run(block: Block) -> str:
     if failure:
         raise failure[0]
     return printed.getvalue()
+
+
+def run_defined_tests(namespace: dict[str, Any]) -> None:
+    """Call the ``test_*`` functions a block defines; run one check and one error case of its suites."""
+    for name, value in list(namespace.items()):
+        if name.startswith("test_") and callable(value):
+            value()
+        elif isinstance(value, type) and issubclass(value, AdapterConformance) and name.startswith("Test"):
+            value().test_text()
+            value().test_error(list(value.harness_factory().error_cases())[-1])
 
 
 def lines(text: str) -> list[str]:
@@ -174,6 +190,7 @@ def test_every_page_has_examples_and_outputs_follow_examples() -> None:
     pages_with_examples = {block.page for block, _ in EXAMPLES}
     assert ROOT / "README.md" in pages_with_examples
     assert ROOT / "docs" / "getting-started.md" in pages_with_examples
+    assert sum(block.page.name == "testing.md" for block, _ in EXAMPLES) >= 8
     for page in PAGES:
         found = blocks(page)
         for k, block in enumerate(found):

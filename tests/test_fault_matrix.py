@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import Recording, record
 
 import rx_allm as allm
 from rx_allm.collector import StreamCollector
 from rx_allm.events import MessageCompleted, MessageStarted, TextDelta
 from rx_allm.testing.emulator import ProviderEmulator, Reply
+from rx_allm.testing.recording import Recording, record
 from rx_allm.testing.wire import render_body, split_frames
 
 KEY = "fault-matrix-key-5d1c9e7a3b"
@@ -284,7 +284,7 @@ async def run_fault(emu: ProviderEmulator, target: Target, fault: Fault) -> Outc
         if fault.alone:
             recording = await record(stream, timeout=60)
             collector = StreamCollector()
-            for event in recording.items:
+            for event in recording.events:
                 collector.apply(event)
             return Outcome(recording, collector.to_response())
         recording, response = await asyncio.gather(
@@ -325,18 +325,18 @@ def check_outcome(outcome: Outcome, target: Target, fault: Fault) -> None:
     expect = expected(fault.name, target.key)
     assert expect is not None
     rec, response = outcome.recording, outcome.response
-    assert rec.ended and not rec.after_terminal, rec.after_terminal
+    assert rec.ended and not rec.late, rec.late
     if expect.type is None:
         check_completed(rec, response)
         return
     assert not rec.completed
-    assert not any(isinstance(e, MessageCompleted) for e in rec.items)
+    assert not any(isinstance(e, MessageCompleted) for e in rec.events)
     check_error(rec.error, expect, target)
     check_error(response.error, expect, target)
-    kinds = [e.type for e in rec.items]
+    kinds = [e.type for e in rec.events]
     if fault.mid_stream:
         assert kinds == ["message_started", "text_delta", "text_delta"], kinds
-        assert text_of(rec.items) == PARTIAL
+        assert text_of(rec.events) == PARTIAL
     else:
         assert kinds == [], kinds
     assert response.finish_reason == "error" and not response.ok
@@ -347,9 +347,9 @@ def check_outcome(outcome: Outcome, target: Target, fault: Fault) -> None:
 def check_completed(rec: Recording, response: allm.Response) -> None:
     """The 64 MiB line arrived as one intact text delta and the stream completed normally."""
     assert rec.completed and rec.error is None
-    assert isinstance(rec.items[0], MessageStarted) and isinstance(rec.items[-1], MessageCompleted)
-    assert sum(isinstance(e, MessageCompleted) for e in rec.items) == 1
-    deltas = [e.delta for e in rec.items if isinstance(e, TextDelta)]
+    assert isinstance(rec.events[0], MessageStarted) and isinstance(rec.events[-1], MessageCompleted)
+    assert sum(isinstance(e, MessageCompleted) for e in rec.events) == 1
+    deltas = [e.delta for e in rec.events if isinstance(e, TextDelta)]
     assert len(deltas[0]) == HUGE_BYTES and deltas[0] == "x" * HUGE_BYTES
     assert deltas[1:] == [" end"]
     assert response.finish_reason == "stop" and response.error is None

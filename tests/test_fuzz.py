@@ -20,13 +20,12 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import WIRE_FIXTURES
+from helpers import WIRE_FIXTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,6 +48,7 @@ from rx_allm.providers.anthropic import AnthropicMapper
 from rx_allm.providers.gemini import GeminiMapper
 from rx_allm.providers.openai import ChatCompletionsMapper, ResponsesMapper
 from rx_allm.testing.emulator import ProviderEmulator, Reply
+from rx_allm.testing.recording import Recording, record_sync
 
 TYPED = (allm.AdapterError, allm.StreamError)
 FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "error", "other", None}
@@ -75,7 +75,7 @@ def decode_all(payload: bytes, cuts: list[int]) -> tuple[list[SSEEvent], allm.St
     try:
         for start, end in itertools.pairwise(bounds):
             events += decoder.feed(payload[start:end])
-        events += decoder.close()
+        decoder.check()
     except allm.StreamError as exc:
         return events, exc
     return events, None
@@ -458,43 +458,11 @@ def encode(events: list[SSEEvent]) -> bytes:
     return "".join(out).encode()
 
 
-@dataclass
-class Seen:
-    """One synchronous subscription's notifications."""
-
-    items: list[Event]
-    error: Exception | None = None
-    completed: bool = False
-    after_terminal: int = 0
-
-
-def subscribe(engine: allm.Engine) -> Seen:
+def subscribe(engine: allm.Engine) -> Recording:
     """Subscribe from synchronous code (the library's background loop) and wait for the end."""
-    seen, done = Seen([]), threading.Event()
-
-    def on_next(event: Event) -> None:
-        if done.is_set():
-            seen.after_terminal += 1
-        seen.items.append(event)
-
-    def on_error(error: Exception) -> None:
-        seen.after_terminal += done.is_set()
-        seen.error = error
-        done.set()
-
-    def on_completed() -> None:
-        seen.after_terminal += done.is_set()
-        seen.completed = True
-        done.set()
-
     request = allm.request([allm.user("fuzz")])
     events = allm.stream_generate(engine, request, include_raw_chunks=True, stream_timeout=10)
-    subscription = events.subscribe(on_next=on_next, on_error=on_error, on_completed=on_completed)
-    try:
-        assert done.wait(20), "the stream did not end"
-    finally:
-        subscription.dispose()
-    return seen
+    return record_sync(events, timeout=20)
 
 
 @pytest.mark.parametrize("name", sorted(VOCABULARIES))
@@ -516,10 +484,10 @@ def test_end_to_end_fuzz(served: ProviderEmulator, name: str) -> None:
     def run(body: bytes, rechunk: int | None) -> None:
         served.enqueue(Reply(body=body, rechunk_seed=rechunk, max_chunk=16))
         seen = subscribe(engine)
-        assert seen.completed != (seen.error is not None) and seen.after_terminal == 0
+        assert seen.completed != (seen.error is not None) and not seen.late
         if seen.error is not None:
             assert isinstance(seen.error, TYPED), repr(seen.error)
             assert seen.error.reason != "unknown", repr(seen.error)
-        check_events(seen.items, seen.error)
+        check_events(seen.events, seen.error)
 
     run()

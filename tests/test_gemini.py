@@ -13,10 +13,9 @@ import json
 from typing import Any
 
 import pytest
-from conftest import events_of, fixture_bytes, hello, of_type, usage_chunks
+from helpers import events_of, fixture_bytes, hello, of_type, usage_chunks
 
 import rx_allm as allm
-from rx_allm.adapter import StreamOptions
 from rx_allm.errors import AdapterError, StreamError
 from rx_allm.events import (
     META_NATIVE_FINISH_REASON,
@@ -32,7 +31,7 @@ from rx_allm.events import (
     ToolCallStarted,
 )
 from rx_allm.models import Reasoning
-from rx_allm.providers.gemini import SYNTHETIC_ID_PREFIX, build_body
+from rx_allm.providers.gemini import SYNTHETIC_ID_PREFIX, build_body, check_supported
 from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 from rx_allm.testing.wire import split_frames
 
@@ -337,12 +336,12 @@ async def test_request_body_and_headers(emulator: ProviderEmulator) -> None:
 )
 def test_tool_config(choice: Any, expected: Any) -> None:
     request = allm.request([allm.user("x")], model="m", tool_choice=choice, tools=[allm.tool(name="lookup")])
-    assert build_body(request, StreamOptions(model="m")).get("toolConfig") == expected
+    assert build_body(request, "m", {}).get("toolConfig") == expected
 
 
 def test_minimal_body_and_json_object_format() -> None:
     request = allm.request([allm.user("x")], model="m", response_format="json_object")
-    body = build_body(request, StreamOptions(model="m", params={"generationConfig": {"seed": 3}}))
+    body = build_body(request, "m", {"generationConfig": {"seed": 3}})
     assert body == {
         "contents": [{"role": "user", "parts": [{"text": "x"}]}],
         "generationConfig": {"responseMimeType": "application/json", "seed": 3},
@@ -352,10 +351,11 @@ def test_minimal_body_and_json_object_format() -> None:
 def test_tool_result_without_a_matching_call() -> None:
     request = allm.request([allm.user("x"), allm.tool_result("nope", "1")], model="m")
     with pytest.raises(AdapterError) as info:
-        build_body(request, StreamOptions(model="m"))
+        check_supported(request)
     assert info.value.reason == "invalid_request"
     named = allm.request([allm.user("x"), allm.tool_result("nope", "1", name="f")], model="m")
-    assert build_body(named, StreamOptions())["contents"][1]["parts"][0]["functionResponse"]["name"] == "f"
+    check_supported(named)
+    assert build_body(named, "m", {})["contents"][1]["parts"][0]["functionResponse"]["name"] == "f"
 
 
 @pytest.mark.asyncio

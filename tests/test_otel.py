@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import record
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -19,6 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import rx_allm as allm
 from rx_allm.testing.emulator import ProviderEmulator, Reply
+from rx_allm.testing.recording import record
 
 KEY = "sk-test-otel-secret-0123456789abcdef"
 REQ = allm.request([allm.system("Be brief."), allm.user("Weather in Paris?")], max_tokens=50, temperature=0.2)

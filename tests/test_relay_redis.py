@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import reactivex
-from conftest import record
 
 from rx_allm.errors import AdapterError, RxAllmError, StreamError, ValidationError
 from rx_allm.events import RawChunk, TextDelta
 from rx_allm.relay import RedisRelay
 from rx_allm.testing.emulator import ProviderEmulator, Reply
+from rx_allm.testing.recording import record
 from rx_allm.testing.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.asyncio
@@ -120,13 +120,13 @@ async def test_resume_from_every_position_gives_the_exact_rest(
     workers.append(live := await viewer(redis_server, "g-resume"))
     assert await live.until("end") == {"end": "completed"}
     full = await record(relay.observe("g-resume"), timeout=WAIT)
-    assert full.completed and [e.id for e in full.items] == [line["id"] for line in live.lines[:-1]]
-    assert " ".join(texts(full.items)).split() == WORDS.split()
-    positions = [e.position for e in full.items]
-    assert positions == list(range(1, len(full.items) + 1))
-    for k, entry in enumerate(full.items):
+    assert full.completed and [e.id for e in full.events] == [line["id"] for line in live.lines[:-1]]
+    assert " ".join(texts(full.events)).split() == WORDS.split()
+    positions = [e.position for e in full.events]
+    assert positions == list(range(1, len(full.events) + 1))
+    for k, entry in enumerate(full.events):
         rest = await record(relay.observe("g-resume", after=entry.id), timeout=WAIT)
-        assert rest.completed and rest.items == full.items[k + 1 :]
+        assert rest.completed and rest.events == full.events[k + 1 :]
     assert emulator.posts() == 1
 
 
@@ -159,7 +159,7 @@ async def test_a_viewer_leaving_never_stops_the_generation(
     assert await leaving.exit_code() == 0
     assert await prod.until("ended") == {"ended": True}
     after = await record(relay.observe("g-leave"), timeout=WAIT)
-    assert after.completed and len(texts(after.items)) == 40
+    assert after.completed and len(texts(after.events)) == 40
     assert emulator.disconnects == [] and emulator.completed == [0]
 
 
@@ -175,7 +175,7 @@ async def test_viewers_of_a_killed_producer_get_a_typed_timeout(
     prod.kill()
     result = await recording
     assert isinstance(result.error, StreamError) and result.error.reason == "timeout"
-    assert result.error.metadata["relay"] == "producer_lost" and result.items
+    assert result.error.metadata["relay"] == "producer_lost" and result.events
 
 
 async def test_redis_restarted_is_a_typed_error_for_viewers_and_stops_the_producer(
@@ -229,13 +229,13 @@ async def test_bad_input_is_a_typed_error(relay: RedisRelay) -> None:
     await relay.wait("g-two")
     one = await record(relay.observe("g-one"), timeout=WAIT)
     two = await record(relay.observe("g-two"), timeout=WAIT)
-    assert [e.event.delta for e in one.items] == ["a", "b"] and one.completed
-    tag = one.items[0].id.split("-")[1]
-    for after, why in [(two.items[0].id, "another generation"), (f"9-{tag}", "ahead of the log")]:
+    assert [e.event.delta for e in one.events] == ["a", "b"] and one.completed
+    tag = one.events[0].id.split("-")[1]
+    for after, why in [(two.events[0].id, "another generation"), (f"9-{tag}", "ahead of the log")]:
         bad = await record(relay.observe("g-one", after=after), timeout=WAIT)
-        assert isinstance(bad.error, ValidationError) and why in bad.error.message and not bad.items
+        assert isinstance(bad.error, ValidationError) and why in bad.error.message and not bad.events
     unknown = await record(relay.observe("g-none"), timeout=WAIT)
-    assert isinstance(unknown.error, ValidationError) and not unknown.items
+    assert isinstance(unknown.error, ValidationError) and not unknown.events
     with pytest.raises(ValidationError):
         relay.observe("g-one", after="1-2-3")
     with pytest.raises(ValidationError):
@@ -248,7 +248,7 @@ async def test_an_unserialisable_event_ends_the_generation_with_a_typed_error(re
     assert await relay.start("g-bad", source)
     await relay.wait("g-bad")
     seen = await record(relay.observe("g-bad"), timeout=WAIT)
-    assert [e.event.delta for e in seen.items] == ["a"]
+    assert [e.event.delta for e in seen.events] == ["a"]
     assert isinstance(seen.error, StreamError) and seen.error.reason == "malformed_event"
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import reactivex
-from conftest import record
 from reactivex import Observable
 
 import rx_allm as allm
@@ -23,6 +22,7 @@ from rx_allm.testing import (
     timeline,
 )
 from rx_allm.testing.emulator import ProviderEmulator, Reply
+from rx_allm.testing.recording import record
 
 REQ = allm.request([allm.user("hi")])
 
@@ -214,7 +214,7 @@ async def test_a_429_with_retry_after_then_success_is_two_posts_after_the_wait(
     )
     rec = await record(allm.stream_generate(engine, REQ).pipe(allm.retry()), timeout=10)
     assert rec.completed and rec.error is None
-    assert "".join(e.delta for e in rec.items if isinstance(e, allm.TextDelta)) == "Second time lucky."
+    assert "".join(e.delta for e in rec.events if isinstance(e, allm.TextDelta)) == "Second time lucky."
     assert emulator.posts() == 2
     first, second = emulator.requests
     assert second.time - first.time >= 1.0  # Retry-After: 1 (seconds) was waited
@@ -236,7 +236,7 @@ async def test_an_in_band_error_after_a_text_delta_is_one_post_and_the_error(
     )
     rec = await record(allm.stream_generate(engine, REQ).pipe(allm.retry()), timeout=10)
     assert isinstance(rec.error, allm.AdapterError) and rec.error.reason == "provider_unavailable"
-    assert [e.delta for e in rec.items if isinstance(e, allm.TextDelta)] == ["Partial", " answer"]
+    assert [e.delta for e in rec.events if isinstance(e, allm.TextDelta)] == ["Partial", " answer"]
     await asyncio.sleep(0)  # a retry would be scheduled by now at the earliest
     assert emulator.posts() == 1
 
@@ -253,6 +253,6 @@ async def test_an_in_band_overload_before_any_text_is_retried(emulator: Provider
     )
     rec = await record(allm.stream_generate(engine, REQ).pipe(allm.retry(base_delay=0.01)), timeout=10)
     assert rec.completed
-    assert "".join(e.delta for e in rec.items if isinstance(e, allm.TextDelta)) == "Back again."
-    assert [e.type for e in rec.items].count("message_started") == 1
+    assert "".join(e.delta for e in rec.events if isinstance(e, allm.TextDelta)) == "Back again."
+    assert [e.type for e in rec.events].count("message_started") == 1
     assert emulator.posts() == 2

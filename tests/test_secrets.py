@@ -37,13 +37,13 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from conftest import record
 from test_fault_matrix import FAULTS, TARGETS, Fault, Target, refused_url
 
 import rx_allm as allm
 from rx_allm.events import Event
 from rx_allm.preflight import prepare
 from rx_allm.testing.emulator import ProviderEmulator, RecordedRequest, Reply
+from rx_allm.testing.recording import record
 from rx_allm.testing.wire import render_body, split_frames
 
 LOGGERS = ("", "rx_allm", "aiohttp", "aiohttp.client", "aiohttp.server", "aiohttp.web", "asyncio")
@@ -349,7 +349,7 @@ async def test_redirect_to_another_host_is_not_followed(
         assert isinstance(error, allm.AdapterError), error
         assert (error.reason, error.status, error.provider) == ("unknown", status, target.provider)
         assert "redirect not followed" in error.message and other_host.url not in error.message
-    assert rec.items == [] and not rec.after_terminal and response.finish_reason == "error"
+    assert rec.events == [] and not rec.late and response.finish_reason == "error"
     assert emulator.posts() == 2 and all(sent_key(r) == key for r in emulator.requests)
     assert other_host.requests == []  # the second host saw nothing, so never the key
 

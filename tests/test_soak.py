@@ -34,7 +34,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import connections
+from helpers import connections
 from reactivex import abc
 
 import rx_allm as allm

@@ -39,7 +39,8 @@ EVENT_COUNTS = {
 def decode(*chunks: bytes, max_event_bytes: int | None = None) -> list[SSEEvent]:
     decoder = SSEDecoder(max_event_bytes)
     events = [event for chunk in chunks for event in decoder.feed(chunk)]
-    return events + decoder.close()
+    decoder.check()
+    return events
 
 
 def split_at(payload: bytes, cuts: list[int]) -> list[bytes]:
@@ -65,8 +66,7 @@ def test_fixture_decodes_whole(name: str) -> None:
     events = decoder.feed(payload)
     assert len(events) == EVENT_COUNTS[name]
     assert not decoder.has_partial
-    assert decoder.close() == []
-    assert decoder.bytes_received == len(payload)
+    decoder.check()
     for event in events:
         assert "\r" not in event.data and "\n" not in event.data
         assert event.data == "[DONE]" or isinstance(json.loads(event.data), dict)
@@ -208,7 +208,6 @@ def test_pending_bom_prefix_counts_as_partial() -> None:
     assert decoder.has_partial
     decoder.feed(BOM[2:])
     assert not decoder.has_partial
-    assert decoder.bytes_received == 3
 
 
 # -- fields -------------------------------------------------------------------
@@ -285,7 +284,7 @@ def test_partial_event_at_eof_is_discarded() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a\n\ndata: b\n") == [SSEEvent("message", "a")]
     assert decoder.has_partial
-    assert decoder.close() == []
+    decoder.check()
     assert decoder.has_partial
 
 
@@ -293,7 +292,7 @@ def test_partial_line_at_eof_is_discarded() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a\n\ndata: b") == [SSEEvent("message", "a")]
     assert decoder.has_partial
-    assert decoder.close() == []
+    decoder.check()
 
 
 def test_complete_stream_has_no_partial() -> None:
@@ -463,5 +462,4 @@ def test_generated_streams_any_chunking(stream: tuple[bytes, list[SSEEvent]], da
     events = [event for chunk in split_at(payload, cuts) for event in decoder.feed(chunk)]
     assert events == expected
     assert not decoder.has_partial
-    assert decoder.bytes_received == len(payload)
     assert decode(payload) == expected

@@ -1,9 +1,7 @@
-"""The marble helpers of ``rx_allm.testing`` (virtual time only), and the examples of docs/testing.md."""
+"""The marble helpers of ``rx_allm.testing`` (virtual time only); docs/testing.md: test_docs_examples.py."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +12,6 @@ from reactivex.testing import TestScheduler
 import rx_allm as allm
 from rx_allm.events import MessageStarted, TextDelta
 from rx_allm.testing import (
-    AdapterConformance,
     CleanupCounter,
     Recorded,
     assert_completed,
@@ -195,34 +192,3 @@ def test_assert_completed_refuses_an_unfinished_stream() -> None:
     assert_completed(run(script_from_marbles("a|")), at=1.0)
     with pytest.raises(AssertionError, match=r"expected on_completed at 5\.0"):
         assert_completed(run(script_from_marbles("a|")), at=5.0)
-
-
-# -- the examples of docs/testing.md run ----------------------------------------------------------
-DOCS = Path(__file__).parent.parent / "docs" / "testing.md"
-_DOC_TEXT = DOCS.read_text(encoding="utf-8")
-#: Each ``python`` block of the page, padded with blank lines so tracebacks show its real line numbers.
-EXAMPLES = [
-    "\n" * _DOC_TEXT.count("\n", 0, block.start(1)) + block.group(1)
-    for block in re.finditer(r"```python\n(.*?)```", _DOC_TEXT, flags=re.DOTALL)
-]
-
-
-@pytest.mark.parametrize("source", EXAMPLES, ids=[f"example{i}" for i in range(len(EXAMPLES))])
-def test_docs_example_runs(source: str) -> None:
-    namespace: dict[str, Any] = {"__name__": "docs_example"}
-    exec(compile(source, str(DOCS), "exec"), namespace)
-    tests = [value for name, value in namespace.items() if name.startswith("test_") and callable(value)]
-    for test in tests:
-        test()
-    suites = [
-        value
-        for name, value in namespace.items()
-        if name.startswith("Test") and isinstance(value, type) and issubclass(value, AdapterConformance)
-    ]
-    for suite in suites:  # the full suite runs in test_conformance; here: one check and the last error case
-        suite().test_text()
-        suite().test_error(list(suite.harness_factory().error_cases())[-1])
-
-
-def test_the_docs_have_examples() -> None:
-    assert len(EXAMPLES) >= 8

@@ -16,13 +16,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import openai_engine, record, wait_until
+from helpers import connections, openai_engine, until, wait_until
 from reactivex import operators as ops
 
 import rx_allm as allm
 from rx_allm._connections import session_for_loop
 from rx_allm.events import Event, MessageCompleted, TextDelta, ToolCallStarted
 from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
+from rx_allm.testing.recording import record
 
 REQ = allm.request([allm.user("hi")])
 DISPOSE_BUDGET = 0.5  # seconds from dispose to the server seeing the connection closed
@@ -55,8 +56,8 @@ async def test_take_mid_stream_closes_the_connection_promptly(
     )
     assert rec.completed
     kinds = ["message_started", "text_completed", "tool_call_started", "tool_call_started"]
-    assert [e.type for e in rec.items] == kinds
-    assert [e.id for e in rec.items if isinstance(e, ToolCallStarted)] == ["call_1", "call_2"]
+    assert [e.type for e in rec.events] == kinds
+    assert [e.id for e in rec.events if isinstance(e, ToolCallStarted)] == ["call_1", "call_2"]
     assert await disconnect_delay(emulator, disposed_at[0]) < DISPOSE_BUDGET
     assert emulator.posts() == 1 and emulator.completed == []
 
@@ -94,7 +95,7 @@ async def test_on_event_raising_ends_the_stream_and_cancels_the_request(emulator
             raise RuntimeError("consumer bug")
 
     rec = await record(allm.stream_generate(openai_engine(emulator), REQ, on_event=on_event))
-    assert isinstance(rec.error, RuntimeError) and [e.type for e in rec.items] == ["message_started"]
+    assert isinstance(rec.error, RuntimeError) and [e.type for e in rec.events] == ["message_started"]
     await emulator.wait_for_disconnects(1, timeout=2.0)
 
 
@@ -112,8 +113,8 @@ async def test_cold_and_lazy_one_post_per_subscription(
     second = await record(events)
     assert emulator.posts() == 2
     for rec in (first, second):
-        assert rec.completed and isinstance(rec.items[-1], MessageCompleted)
-        assert rec.items[-1].message.content == "Hello from the emulator."
+        assert rec.completed and isinstance(rec.events[-1], MessageCompleted)
+        assert rec.events[-1].message.content == "Hello from the emulator."
 
 
 @pytest.mark.asyncio
@@ -138,7 +139,7 @@ async def test_redirect_is_not_followed(emulator: ProviderEmulator) -> None:
     error = rec.error
     assert type(error) is allm.AdapterError and error.status == 307 and error.provider == "openai"
     assert "redirect not followed" in error.message
-    assert rec.items == [] and emulator.posts() == 1
+    assert rec.events == [] and emulator.posts() == 1
 
 
 # -- sessions -----------------------------------------------------------------------------------
@@ -193,9 +194,15 @@ async def test_a_completed_stream_returns_its_connection_to_the_pool(
         for _ in range(10):
             emulator.enqueue(Reply(text="hello there", tail_delay=0.02))  # the body ends after the marker
             assert (await allm.generate(eng, REQ)).ok
-            await asyncio.sleep(0.05)  # the next call comes a moment later: the tail has arrived by then
+            await until(lambda: idle(own), timeout=5.0)  # the tail read: back in the pool
     assert len(created) == 1  # the tail of each body is read, so one keep-alive connection serves all 10
     assert emulator.posts() == 10
+
+
+def idle(session: aiohttp.ClientSession) -> bool:
+    """No connection in use and at least one idle in the pool."""
+    in_use, pooled = connections(session)
+    return in_use == 0 and pooled > 0
 
 
 # -- sync code and other threads --------------------------------------------------------------------

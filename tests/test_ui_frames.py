@@ -383,3 +383,26 @@ def test_reasoning_completed_closes_the_reasoning_block() -> None:
         "reasoning-delta:b",
         "reasoning-end",
     ]
+
+
+def test_sse_bytes_are_the_chunks_compact_json() -> None:
+    from rx_allm.ui import SSE_DONE, sse_data
+
+    source = _from_events(
+        MessageStarted(),
+        RawChunk(kind="reasoning_delta", data={"id": "r", "delta": 'quote " and \\ and é'}),
+        TextDelta(id="t", delta="line\nbreak"),
+        TextDelta(id="t", delta=" more"),
+        allm.ToolCallStarted(id="c", name="f"),
+        allm.ToolCallDelta(id="c", arguments_delta='{"a":'),
+        allm.ToolCallDelta(id="c", arguments_delta=" 1}"),
+        allm.ToolCallCompleted(id="c", name="f", arguments={"a": 1}, raw_arguments='{"a": 1}'),
+        MessageCompleted(message=Message(role="assistant", content=""), finish_reason="tool_calls"),
+    )
+    expected = b"".join(sse_data(c) for c in chunks(ai_sdk_frames(source))) + SSE_DONE
+    assert b"".join(chunks(ai_sdk_sse(source))) == expected
+    agui = b"".join(sse_data(c) for c in chunks(ag_ui_frames(source, thread_id="t", run_id="r")))
+    assert b"".join(chunks(ag_ui_sse(source, thread_id="t", run_id="r"))) == agui
+    for frame in expected.split(b"\n\n")[:-2]:
+        data = frame[len(b"data: ") :].decode()
+        assert data == json.dumps(json.loads(data), ensure_ascii=False, separators=(",", ":"))

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from conftest import OPENAI_KEY, openai_engine
+from helpers import OPENAI_KEY, openai_engine
 from ui_support import serving
 
 import rx_allm as allm

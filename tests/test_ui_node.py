@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from conftest import openai_engine
+from helpers import openai_engine
 from ui_support import answer, serving
 
 from rx_allm.chat.demo_tools import DEMO_TOOLS

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import of_type
+from helpers import of_type
 
 import rx_allm as allm
 from rx_allm import events as ev

@@ -21,6 +21,7 @@ import pydantic
 import pydantic_core
 from reactivex.abc import SchedulerBase
 
+from rx_allm._loop import running_loop
 from rx_allm.chat.tools import AskUser, FunctionTool, Halt, Toolbox
 from rx_allm.conversation import ToolOutcome
 from rx_allm.errors import ValidationError
@@ -29,6 +30,7 @@ from rx_allm.models import ToolCall
 #: A finished tool run: ``("value", result)``, ``("raised", exception)`` or ``("timeout", seconds)``.
 Finished = tuple[str, Any]
 Cancel = Callable[[], None]
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rx_allm-tool")
 
 
@@ -48,6 +50,9 @@ class Runner(Protocol):
     def defer(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` soon, on the chat's context (never synchronously)."""
 
+    def soon(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` now when already on the chat's context, else as :meth:`defer` does."""
+
     def start(self, run: ToolRun) -> Cancel:
         """Start ``run``; its ``done`` is called on the chat's context. Returns the cancel function."""
 
@@ -63,6 +68,9 @@ class VirtualRunner:
             fn()
 
         self.scheduler.schedule(action)
+
+    def soon(self, fn: Callable[[], object]) -> None:
+        fn()  # a virtual-time scheduler runs everything on one thread
 
     def start(self, run: ToolRun) -> Cancel:
         disposable = self.scheduler.schedule(lambda _s, _t: run.done(_call_inline(run)))
@@ -85,28 +93,43 @@ class LoopRunner:
         self.loop = loop
 
     def defer(self, fn: Callable[[], object]) -> None:
-        if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(fn)
+        loop = self.loop
+        if running_loop() is loop:
+            loop.call_soon(fn)  # no wake-up write: this thread runs the loop
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(fn)
+
+    def soon(self, fn: Callable[[], object]) -> None:
+        if running_loop() is self.loop:
+            fn()
+        else:
+            self.defer(fn)
 
     def start(self, run: ToolRun) -> Cancel:
         return self._start_task(run) if run.tool.is_async else self._start_thread(run)
 
     def _start_task(self, run: ToolRun) -> Cancel:
-        async def call() -> Any:
-            return await asyncio.wait_for(run.tool.fn(**run.kwargs), run.timeout)
+        loop = self.loop
+        task: asyncio.Task[Any] = loop.create_task(run.tool.fn(**run.kwargs))
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()  # the tool sees CancelledError, as on disposal
+
+        timer = loop.call_later(run.timeout, expire) if run.timeout is not None else None
 
         def finished(task: asyncio.Task[Any]) -> None:
+            if timer is not None:
+                timer.cancel()
             if task.cancelled():
+                if expired:
+                    run.done(("timeout", run.timeout))
                 return
             error = task.exception()
-            if isinstance(error, TimeoutError):
-                run.done(("timeout", run.timeout))
-            elif error is not None:
-                run.done(("raised", error))
-            else:
-                run.done(("value", task.result()))
+            run.done(("raised", error) if error is not None else ("value", task.result()))
 
-        task = self.loop.create_task(call())
         task.add_done_callback(finished)
         return lambda: self.defer(task.cancel)
 
@@ -200,6 +223,8 @@ def encode(result: Any) -> str:
 
 
 def _jsonable(call: ToolCall, value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     try:
         return pydantic_core.to_jsonable_python(value)
     except pydantic_core.PydanticSerializationError:

@@ -20,28 +20,34 @@ from rx_allm.collector import StreamCollector
 from rx_allm.conversation import ChatResult, StepResult, Thread, sum_usage
 from rx_allm.engine import Engine
 from rx_allm.errors import RxAllmError, StreamError
-from rx_allm.events import ChatCompleted, Event, MessageStarted, StepCompleted
-from rx_allm.models import Message
+from rx_allm.events import RESERVED_TYPES as ORCHESTRATION_TYPES
+from rx_allm.events import ChatCompleted, Event, StepCompleted
+from rx_allm.models import Message, Response
 
 
 class ChatCollector:
-    """Accumulates chat events; :meth:`to_result` gives the ChatResult at any point."""
+    """Accumulates chat events; :meth:`to_result` gives the ChatResult at any point.
 
-    __slots__ = ("_error", "_result", "_step", "steps", "thread")
+    A completed step is taken whole from its ``step_completed``; the events of the step in
+    progress are kept as they are and folded (by a ``StreamCollector``) only when the
+    chat ends before that step does.
+    """
+
+    __slots__ = ("_error", "_pending", "_result", "steps", "thread")
 
     def __init__(self, thread: Thread | None = None) -> None:
         self.thread = thread or Thread()
         self.steps: list[StepResult] = []
-        self._step: StreamCollector | None = None
+        self._pending: list[Event] = []
         self._result: ChatResult | None = None
         self._error: RxAllmError | None = None
 
     def apply(self, event: Event) -> None:
         """Fold one event."""
-        if isinstance(event, MessageStarted):
-            self._step = StreamCollector()
-        if isinstance(event, StepCompleted):
-            self._step = None
+        kind = event.type
+        if kind == "step_completed":
+            assert isinstance(event, StepCompleted)
+            self._pending.clear()
             self.thread = event.thread
             self.steps.append(
                 StepResult(
@@ -51,18 +57,17 @@ class ChatCollector:
                     thread=event.thread,
                 )
             )
-        elif isinstance(event, ChatCompleted):
+        elif kind == "chat_completed":
+            assert isinstance(event, ChatCompleted)
             self._result = event.result
-        elif self._step is not None:
-            self._step.apply(event)
+        elif kind not in ORCHESTRATION_TYPES:
+            self._pending.append(event)
 
     def fail(self, error: Exception) -> None:
         """Fold the terminal error (an untyped one is wrapped as ``StreamError("unknown")``)."""
         if not isinstance(error, RxAllmError):
             error = StreamError("unknown", f"chat failed: {type(error).__name__}: {error}", cause=error)
         self._error = error
-        if self._step is not None:
-            self._step.fail(error)
 
     @property
     def finished(self) -> bool:
@@ -73,23 +78,28 @@ class ChatCollector:
         """The ChatResult of everything folded so far (``cancelled`` when the chat did not end)."""
         if self._result is not None:
             return self._result
-        if self._step is not None:
-            response = self._step.to_response()
-        elif self.steps:
-            response = self.steps[-1].response
-        else:
-            response = StreamCollector().to_response()
+        partial = self._partial_response()
+        response = partial or (self.steps[-1].response if self.steps else StreamCollector().to_response())
+        usages = [s.response.usage for s in self.steps] + ([partial.usage] if partial else [])
         return ChatResult(
             thread=self.thread,
             response=response,
             steps=list(self.steps),
             halted_reason="error" if self._error is not None else "cancelled",
-            usage=sum_usage(
-                [*(s.response.usage for s in self.steps), *([response.usage] if self._step else [])]
-            ),
+            usage=sum_usage(usages),
             output_text=response.output_text,
             error=self._error,
         )
+
+    def _partial_response(self) -> Response | None:
+        if not self._pending and self._error is None:
+            return None
+        step = StreamCollector()
+        for event in self._pending:
+            step.apply(event)
+        if self._error is not None:
+            step.fail(self._error)
+        return step.to_response() if self._pending or not self.steps else None
 
 
 async def chat(

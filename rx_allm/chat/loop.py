@@ -38,7 +38,7 @@ from rx_allm.events import (
     ToolHalt,
     ToolResultEncoded,
 )
-from rx_allm.models import Message, Request, Response, tool_result
+from rx_allm.models import Message, Request, Response
 from rx_allm.runner import OnEvent, event_filter, stream_generate
 
 
@@ -112,6 +112,9 @@ def stream_chat(
     return reactivex.create(subscribe)
 
 
+_NO_RESPONSE = Response()
+
+
 class ChatRun:
     """One subscription's conversation: a small state machine driven by step and tool completions."""
 
@@ -133,12 +136,12 @@ class ChatRun:
         )
         self.thread = plan.thread
         self.steps: list[StepResult] = []
-        self.collector = StreamCollector()
+        self.collector: StreamCollector  # a fresh one per step (begin_step)
         self.step_subscription: abc.DisposableBase | None = None
         self.cancels: list[Callable[[], None]] = []
         self.outcomes: list[ToolOutcome | None] = []
         self.waiting = 0
-        self.response = Response()
+        self.response: Response = _NO_RESPONSE
         self.ended = False
 
     # -- model requests ---------------------------------------------------------------------
@@ -173,7 +176,7 @@ class ChatRun:
         # the step runs on the runner's context, where every tool completion arrives too.
         if not self.ended:
             self.response = self.collector.to_response()
-            self.runner.defer(self._run_tools)
+            self.runner.soon(self._run_tools)
 
     def _run_tools(self) -> None:
         if self.ended:
@@ -233,7 +236,16 @@ class ChatRun:
             return
         outcomes = [o for o in self.outcomes if o is not None]
         sent = [
-            tool_result(o.call.id, o.content, name=o.call.name) for o in outcomes if o.content is not None
+            Message(
+                role="tool",
+                content=o.content,
+                tool_call_id=o.call.id,
+                name=o.call.name,
+                tool_calls=[],
+                metadata={},
+            )
+            for o in outcomes
+            if o.content is not None
         ]
         self.thread = self.thread.extended([self.response.message, *sent])
         step = StepResult(

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import reactivex
 from pydantic import BaseModel, Field
-from reactivex import Observable
+from reactivex import Observable, abc
 from reactivex import operators as ops
 
 from rx_allm.chat.execute import submitted_outcome
@@ -57,6 +58,16 @@ class Session(BaseModel):
         Options are :func:`rx_allm.stream_chat`'s. Raises :class:`ValidationError` while the
         session awaits tool results or an answer, and for the chat's pre-flight errors.
         """
+        return self._reply(engine, message, options)[1]
+
+    async def reply(self, engine: Engine, message: str | Message | None = None, **options: Any) -> ChatResult:
+        """Run :meth:`stream_reply` to its end and return the chat's result."""
+        thread, events = self._reply(engine, message, options)
+        return await fold_chat(events, ChatCollector(thread))
+
+    def _reply(
+        self, engine: Engine, message: str | Message | None, options: dict[str, Any]
+    ) -> tuple[Thread, Observable[Event]]:
         if self.status in ("awaiting_tools", "awaiting_user"):
             raise ValidationError(
                 "invalid_request",
@@ -66,28 +77,26 @@ class Session(BaseModel):
         added = [] if message is None else [user(message) if isinstance(message, str) else message]
         thread = self.thread.extended(added)
         events = stream_chat(engine, thread, **options)
-        folder = ChatCollector(thread)
-        self.thread = thread
 
-        def on_next(event: Event) -> None:
-            folder.apply(event)
-            if isinstance(event, StepCompleted):
-                self.thread = event.thread
+        def start(_scheduler: abc.SchedulerBase | None = None) -> Observable[Event]:
+            folder = ChatCollector(thread)
+            self.thread, self.halted_reason = thread, None
 
-        def on_error(error: Exception) -> None:
-            folder.fail(error)
-            self._settle(folder.to_result())
+            def on_next(event: Event) -> None:
+                folder.apply(event)
+                if isinstance(event, StepCompleted):
+                    self.thread = event.thread
 
-        self.halted_reason = None
-        return events.pipe(
-            ops.do_action(on_next, on_error, lambda: self._settle(folder.to_result())),
-            ops.finally_action(lambda: None if folder.finished else self._settle(folder.to_result())),
-        )
+            def on_error(error: Exception) -> None:
+                folder.fail(error)
+                self._settle(folder.to_result())
 
-    async def reply(self, engine: Engine, message: str | Message | None = None, **options: Any) -> ChatResult:
-        """Run :meth:`stream_reply` to its end and return the chat's result."""
-        events = self.stream_reply(engine, message, **options)
-        return await fold_chat(events, ChatCollector(self.thread))
+            return events.pipe(
+                ops.do_action(on_next, on_error, lambda: self._settle(folder.to_result())),
+                ops.finally_action(lambda: None if folder.finished else self._settle(folder.to_result())),
+            )
+
+        return thread, reactivex.defer(start)
 
     def submit_tool_results(self, results: Mapping[str, Any]) -> None:
         """Give results (``{call_id: result}``) for pending manual calls; idle once none is pending."""

@@ -151,3 +151,15 @@ def _prompt_problem(prompt: Any) -> str | None:
 
 def _bad_request(message: str) -> web.Response:
     return web.json_response({"error": {"message": message}}, status=400)
+
+
+__all__ = [
+    "GENERATIONS",
+    "MAX_PROMPT_CHARS",
+    "create",
+    "create_and_watch",
+    "events",
+    "make_app",
+    "status",
+    "stop",
+]

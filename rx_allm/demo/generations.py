@@ -120,3 +120,6 @@ class Generations:
         idle = [g.id for g in self._by_id.values() if not g.running]
         for generation_id in idle[: max(0, len(self._by_id) - self.keep)]:
             del self._by_id[generation_id]
+
+
+__all__ = ["Generation", "Generations", "State"]

@@ -84,3 +84,6 @@ async def push_events(
     await response.write(frame(dumps(closing)))
     await response.write_eof()
     return response
+
+
+__all__ = ["SSE_HEADERS", "dumps", "error_payload", "frame", "push_events"]

@@ -64,3 +64,6 @@ def serve_app(make: Callable[[], web.Application], host: str, port: int, name: s
 def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080) -> int:
     """Run the demo until Ctrl-C (running generations are cancelled); returns 0."""
     return serve_app(lambda: make_app(engine), host, port, "demo")
+
+
+__all__ = ["serve", "serve_app", "start", "start_app", "url_of"]

@@ -9,8 +9,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from rx_allm._classify import ErrorDialect
 from rx_allm._redact import remember_secret
-from rx_allm.adapter import StreamOptions, parse_arguments
+from rx_allm._transport import HttpCall
+from rx_allm.adapter import Emit, StreamMapper, StreamOptions, parse_arguments
 from rx_allm.errors import AdapterError
 from rx_allm.models import Message, Tool, ToolCall
 
@@ -41,13 +43,25 @@ def base_url(opts: StreamOptions, default: str) -> str:
     return str(url).rstrip("/")
 
 
-def transport_options(opts: StreamOptions) -> dict[str, Any]:
-    """The ``HttpCall`` keyword arguments every provider takes from the call: timeouts and ``session``."""
-    return {
-        "stream_timeout": opts.stream_timeout,
-        "request_timeout": opts.request_timeout,
-        "session": opts.adapter_opts.get("session"),
-    }
+def http_call(
+    opts: StreamOptions,
+    url: str,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+    new_mapper: Callable[[Emit], StreamMapper],
+    dialect: ErrorDialect,
+) -> HttpCall:
+    """One provider request: ``body`` as compact JSON, with the call's timeouts and ``session``."""
+    return HttpCall(
+        url=url,
+        body=json_bytes(body),
+        headers=headers,
+        new_mapper=new_mapper,
+        dialect=dialect,
+        stream_timeout=opts.stream_timeout,
+        request_timeout=opts.request_timeout,
+        session=opts.adapter_opts.get("session"),
+    )
 
 
 def json_bytes(body: Mapping[str, Any]) -> bytes:
@@ -111,11 +125,11 @@ def tool_choice_spec(
 __all__ = [
     "base_url",
     "call_arguments",
+    "http_call",
     "json_bytes",
     "resolve_api_key",
     "system_text",
     "tool_choice_spec",
     "tool_spec",
-    "transport_options",
     "turns",
 ]

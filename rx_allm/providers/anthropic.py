@@ -23,33 +23,32 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from reactivex import Observable
 
 from rx_allm._classify import ErrorBody, ErrorDialect, error_object, in_band_error
 from rx_allm._sse import SSEEvent
-from rx_allm._transport import HttpCall, http_stream
-from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, usage_from
+from rx_allm._transport import http_stream
+from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, on, usage_from
 from rx_allm.errors import AdapterError
-from rx_allm.events import META_STOP_DETAILS, META_STOP_SEQUENCE, Event, RawChunk, ToolCallCompleted
-from rx_allm.models import FinishReason, Message, Reasoning, Request, Usage
+from rx_allm.events import META_STOP_DETAILS, META_STOP_SEQUENCE, Event, RawChunk
+from rx_allm.models import FinishReason, Message, Reasoning, Request, ResponseFormat, Usage
 from rx_allm.providers._request import (
     base_url,
     call_arguments,
-    json_bytes,
+    http_call,
     resolve_api_key,
     system_text,
     tool_choice_spec,
     tool_spec,
-    transport_options,
     turns,
 )
+from rx_allm.schema import normalize_format, schema_of
 
 logger = logging.getLogger("rx_allm")
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
 
@@ -111,37 +110,45 @@ class Anthropic:
 
     name = "anthropic"
     requires_model = True
+    env_vars: tuple[str, ...] = ("ANTHROPIC_API_KEY",)
+    default_base_url = "https://api.anthropic.com"
+    default_model = "claude-haiku-4-5"
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
-        """A cold Observable of one ``POST /v1/messages`` (raises for a missing key or a JSON format)."""
-        key = resolve_api_key(self.name, opts, ["ANTHROPIC_API_KEY"])
-        headers = {
-            "x-api-key": key,
-            "anthropic-version": str(opts.adapter_opts.get("anthropic_version") or DEFAULT_VERSION),
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-        }
-        call = HttpCall(
-            url=f"{base_url(opts, DEFAULT_BASE_URL)}/v1/messages",
-            body=json_bytes(build_body(request, opts)),
-            headers=headers,
-            new_mapper=AnthropicMapper,
-            dialect=DIALECT,
-            **transport_options(opts),
-        )
-        return http_stream(call)
+        """A cold Observable of one ``POST /v1/messages`` (raises for a missing key or ``json_object``)."""
+        key = resolve_api_key(self.name, opts, self.env_vars)
+        check_supported(request)
+        url = f"{base_url(opts, self.default_base_url)}/v1/messages"
+        body = build_body(request, str(request.model or opts.model), opts.params)
+        headers = request_headers(key, opts.adapter_opts)
+        return http_stream(http_call(opts, url, body, headers, AnthropicMapper, DIALECT))
+
+
+def check_supported(request: Request) -> None:
+    """Refuse a ``response_format`` the Messages API cannot express (``json_object``)."""
+    _output_config(request.response_format)
+
+
+def request_headers(key: str, adapter_opts: Mapping[str, Any]) -> dict[str, str]:
+    """The key, the API version (``adapter_opts["anthropic_version"]``), JSON in, SSE out."""
+    return {
+        "x-api-key": key,
+        "anthropic-version": str(adapter_opts.get("anthropic_version") or DEFAULT_VERSION),
+        "content-type": "application/json",
+        "accept": "text/event-stream",
+    }
 
 
 # -- request body ----------------------------------------------------------------
-def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
+def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The Messages API body for ``request`` (params, then ``request.options``, override the fields)."""
-    _check_response_format(request)
-    body: dict[str, Any] = {"model": request.model or opts.model}
+    output_config = _output_config(request.response_format)
+    body: dict[str, Any] = {"model": model}
     system = system_text(request.messages)
     if system:
         body["system"] = system
     body["messages"] = [_message(turn) for turn in turns(request.messages)]
-    body["max_tokens"] = request.max_tokens or opts.params.get("max_tokens") or DEFAULT_MAX_TOKENS
+    body["max_tokens"] = request.max_tokens or params.get("max_tokens") or DEFAULT_MAX_TOKENS
     if request.tools:
         body["tools"] = [tool_spec(t, "input_schema") for t in request.tools]
     choice = tool_choice_spec(
@@ -154,8 +161,10 @@ def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
         body["tool_choice"] = choice
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    if output_config is not None:
+        body["output_config"] = output_config
     body["stream"] = True
-    return _thinking_allowed({**body, **opts.params, **request.options})
+    return _thinking_allowed({**body, **params, **request.options})
 
 
 def _thinking_allowed(body: dict[str, Any]) -> dict[str, Any]:
@@ -181,15 +190,19 @@ def _thinking_allowed(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != "thinking"}
 
 
-def _check_response_format(request: Request) -> None:
-    fmt = request.response_format
+def _output_config(response_format: ResponseFormat | None) -> dict[str, Any] | None:
+    """Structured outputs' ``output_config`` for a json_schema format or a model class; None for text."""
+    fmt = normalize_format(response_format)
     kind = fmt.get("type") if isinstance(fmt, dict) else fmt
-    if kind not in (None, "text"):
-        raise AdapterError(
-            "unsupported_feature",
-            f"the Anthropic adapter does not support response_format {kind!r}",
-            provider="anthropic",
-        )
+    if kind in (None, "text"):
+        return None
+    if kind == "json_schema" and isinstance(fmt, dict):
+        return {"format": {"type": "json_schema", "schema": schema_of(fmt)}}
+    raise AdapterError(
+        "unsupported_feature",
+        f"the Anthropic adapter does not support response_format {kind!r}",
+        provider="anthropic",
+    )
 
 
 def _message(turn: Message | list[Message]) -> dict[str, Any]:
@@ -252,55 +265,50 @@ class AnthropicMapper(StreamMapper):
     def __init__(self, emit: Emit) -> None:
         super().__init__(emit)
         self.blocks: dict[int, _Block] = {}
-        self.completed: list[ToolCallCompleted] = []
         self.raw_usage: dict[str, Any] = {}
-        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
-            "message_start": self._message_start,
-            "content_block_start": self._block_start,
-            "content_block_delta": self._block_delta,
-            "content_block_stop": self._block_stop,
-            "message_delta": self._message_delta,
-            "message_stop": self._message_stop,
-            "error": self._error,
-        }
 
     def handle(self, event: SSEEvent) -> None:
-        if event.event == "ping":
-            return
-        data = self.json_object(event.data)
-        name = event.event if event.event != "message" else str(data.get("type", "message"))
-        if name == "ping":
-            return
-        if not self.started and name != "message_start":
-            self.announce()  # a stream without message_start still opens with message_started
-        handler = self._handlers.get(name)
-        if handler is None:
-            self.emit(RawChunk(kind="unknown_event", data={"event": name, "data": data}))
-        else:
-            handler(data)
+        if event.event != "ping":  # a keep-alive, whatever its data
+            super().handle(event)
 
-    def complete(self, calls_completed: Sequence[ToolCallCompleted] | None = None) -> None:
+    def frame_name(self, event: SSEEvent, data: dict[str, Any]) -> str:
+        """The SSE event name, else the data's ``type``; opens the message if ``message_start`` was missed."""
+        name = event.event if event.event != "message" else str(data.get("type", "message"))
+        if not self.started and name not in ("message_start", "ping"):
+            self.announce()  # a stream without message_start still opens with message_started
+        return name
+
+    def unhandled(self, name: str, data: dict[str, Any]) -> None:
+        """An event this mapper does not know is passed on as a ``raw_chunk``."""
+        self.emit(RawChunk(kind="unknown_event", data={"event": name, "data": data}))
+
+    def complete(self) -> None:
         """Emit the merged usage and the message (tool calls were completed at their block stop)."""
         for index in sorted(self.blocks):  # a block the stream never stopped ends with the message
             self._block_stop({"index": index})
         if self.raw_usage:
             self.set_usage(anthropic_usage(self.raw_usage))
-        super().complete(self.completed)
+        super().complete()
 
     # -- handlers ----------------------------------------------------------------
+    @on("ping")
+    def _ping(self, data: dict[str, Any]) -> None:
+        """A keep-alive named in the data only."""
+
+    @on("message_start")
     def _message_start(self, data: dict[str, Any]) -> None:
         message = fields_of(data.get("message"))
-        if not self.started:  # only the first message_start announces the message
+        if not self.started:  # only the first message_start's usage counts
             usage = message.get("usage")
             if isinstance(usage, dict):
                 self.raw_usage = merge_reported(self.raw_usage, usage)
         self.announce(message.get("id"), message.get("model"))
 
+    @on("content_block_start")
     def _block_start(self, data: dict[str, Any]) -> None:
         index, start = data.get("index"), data.get("content_block")
         if not isinstance(index, int) or not isinstance(start, dict):
             return
-        self.announce()
         if index in self.blocks:  # a block restarted at the same index: the previous one ended
             self._block_stop({"index": index})
         block = self.blocks[index] = _Block(str(start.get("type")), start)
@@ -313,6 +321,7 @@ class AnthropicMapper(StreamMapper):
         elif block.kind != "redacted_thinking":
             self.emit(RawChunk(kind="content_block", data={"index": index, "content_block": start}))
 
+    @on("content_block_delta")
     def _block_delta(self, data: dict[str, Any]) -> None:
         index, delta = data.get("index"), data.get("delta")
         block = self.blocks.get(index) if isinstance(index, int) else None
@@ -330,6 +339,7 @@ class AnthropicMapper(StreamMapper):
         else:
             self.emit(RawChunk(kind="content_block_delta", data={"index": index, "delta": delta}))
 
+    @on("content_block_stop")
     def _block_stop(self, data: dict[str, Any]) -> None:
         index = data.get("index")
         block = self.blocks.pop(index, None) if isinstance(index, int) else None
@@ -342,12 +352,13 @@ class AnthropicMapper(StreamMapper):
             start_input = block.start.get("input")
             if not call.raw and isinstance(start_input, dict):
                 call.final = json.dumps(start_input, ensure_ascii=False)
-            self.completed.append(self.complete_call(call))
+            self.complete_call(call)
         elif block.kind == "thinking":
             self.close_reasoning(index, signature=block.signature or block.start.get("signature"))
         elif block.kind == "redacted_thinking":
             self.close_reasoning(index, redacted=block.start.get("data"))
 
+    @on("message_delta")
     def _message_delta(self, data: dict[str, Any]) -> None:
         delta = fields_of(data.get("delta"))
         reason = delta.get("stop_reason")
@@ -366,10 +377,12 @@ class AnthropicMapper(StreamMapper):
         if isinstance(usage, dict):
             self.raw_usage = merge_reported(self.raw_usage, usage)
 
+    @on("message_stop")
     def _message_stop(self, data: dict[str, Any]) -> None:
         self.terminal_seen = True
         self.complete()
 
+    @on("error")
     def _error(self, data: dict[str, Any]) -> None:
         raise in_band_error(DIALECT, read_error_body(data))
 
@@ -389,3 +402,19 @@ def anthropic_usage(raw: dict[str, Any]) -> Usage:
     total = inclusive + usage.output_tokens if usage.output_tokens is not None else None
     extra = {**usage.extra, "uncached_input_tokens": uncached}
     return usage.model_copy(update={"input_tokens": inclusive, "total_tokens": total, "extra": extra})
+
+
+__all__ = [
+    "Anthropic",
+    "AnthropicMapper",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_VERSION",
+    "DIALECT",
+    "ERROR_TYPES",
+    "STOP_REASONS",
+    "anthropic_usage",
+    "build_body",
+    "check_supported",
+    "read_error_body",
+    "request_headers",
+]

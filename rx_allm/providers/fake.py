@@ -22,10 +22,10 @@ Script entries are tuples (lists after a JSON round trip):
 
 Text entries form one text block (id ``text_1``, ``text_2``, ...) closed by one
 ``text_completed`` before a tool call, reasoning or refusal entry, or at the finish (delays,
-usage and raw chunks do not end a block); a stream closes with the usage chunk
-(if any usage), then ``message_completed``. ``message_started`` and
-``message_completed`` carry ``META_PROVIDER`` (``"fake"``) and, once finished,
-``META_NATIVE_FINISH_REASON`` like every adapter (the Fake has no provider response id).
+usage and raw chunks do not end a block); a stream closes with the usage chunk (if any
+usage), then ``message_completed``. ``message_started`` and ``message_completed`` carry
+``META_PROVIDER`` (``"fake"``) and, once finished, ``META_NATIVE_FINISH_REASON`` like every
+adapter (the Fake has no provider response id).
 
 ``adapter_opts``: ``script`` (replayed on every call) or ``scripts`` (one list per call,
 cursor per engine), ``usage`` (wins over
@@ -40,11 +40,9 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Union
+from typing import Any, Literal, Union, cast, get_args
 
-import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 
 from rx_allm._loop import default_scheduler
 from rx_allm.adapter import StreamOptions
@@ -64,13 +62,12 @@ from rx_allm.events import (
     reasoning_completed,
     reasoning_delta,
     refusal_delta,
+    usage_chunk,
 )
-from rx_allm.models import Message, Reasoning, Request, ToolCall, Usage
+from rx_allm.models import FinishReason, Message, Reasoning, Request, ToolCall, Usage
 
 _CACHE_SIZE = 512
-#: Entries that end a text block (delays, usage, raw chunks and bare argument deltas do not).
-_CLOSES_TEXT = frozenset({"tool_call", "reasoning", "refusal"})
-_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error", "other"})
+_FINISH_REASONS = frozenset(get_args(FinishReason))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +99,7 @@ class Fake:
         record = aopts.get("record")
         if isinstance(record, list):
             record.append((request, opts))
-        return _replay(self._compile(script, aopts.get("usage")), aopts.get("cleanup_observer"))
+        return _Replay(self._compile(script, aopts.get("usage")), aopts.get("cleanup_observer"))
 
     def _compile(self, script: Sequence[Any], usage: Any) -> list[_Step]:
         # Compiled steps are immutable, so they are cached by the script's printed form.
@@ -140,122 +137,48 @@ def _select_script(aopts: Any, call_index: int) -> Sequence[Any]:
     return script
 
 
-def compile_script(script: Sequence[Any], forced_usage: Any = None) -> list[_Step]:
-    """Turn script entries into the steps one subscription replays (raises for a bad script)."""
-    compiler = _Compiler()
-    for index, entry in enumerate(script):
-        try:
-            tag, args = _split(entry)
-            if tag == "preflight_error" and index:
-                raise ValueError("preflight_error must be the first entry")
-            if compiler.add(tag, args):
-                break
-        except AdapterError:
-            raise
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise EngineError("invalid_engine", f"fake script entry {index} {entry!r}: {exc}") from None
-    if compiler.failed:
-        return compiler.steps
-    if forced_usage is not None:
-        usage = forced_usage if isinstance(forced_usage, Usage) else Usage.model_validate(forced_usage)
-        compiler.usage = usage
-    return compiler.finish()
+class _Compiled:
+    """The steps compiled so far, and what the closing events need."""
 
-
-class _Compiler:
-    """The steps of one script, built entry by entry."""
+    __slots__ = (
+        "block",
+        "blocks",
+        "calls",
+        "end",
+        "finish",
+        "reasoning",
+        "refusal",
+        "steps",
+        "text",
+        "usage",
+    )
 
     def __init__(self) -> None:
-        self.metadata: dict[str, Any] = {META_PROVIDER: "fake"}  # no provider response id: nothing was sent
-        self.steps: list[_Step] = [MessageStarted(metadata=dict(self.metadata))]
+        self.steps: list[_Step] = [MessageStarted(metadata={META_PROVIDER: "fake"})]
         self.text: list[str] = []
-        self.block: list[str] = []
-        self.blocks = 0
+        self.block: list[str] = []  # the open text block's fragments
+        self.blocks = 0  # text blocks opened
         self.calls: dict[str, ToolCall] = {}
         self.reasoning: list[Reasoning] = []
         self.refusal: str | None = None
         self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.failed = False
+        self.finish: FinishReason | None = None
+        self.end: Literal["finish", "error"] | None = None  # a finish or error entry ends the script
 
-    def add(self, tag: str, args: tuple[Any, ...]) -> bool:
-        """Compile one entry; True when the script ends here (a finish or a failure)."""
-        if tag == "preflight_error":
-            raise _adapter_error(args[0], args[1] if len(args) > 1 else None)
-        if tag in ("text", "text_delta"):
-            self._text(*args)
-        elif tag in _FAILURES:
-            self.steps.append(_FAILURES[tag](args))
-            self.failed = True
-            return True
-        elif tag == "finish":
-            self.finish_reason = args[0] if args else "stop"
-            if self.finish_reason is not None and self.finish_reason not in _FINISH_REASONS:
-                raise ValueError(f"unknown finish reason {self.finish_reason!r}")
-            return True
-        else:
-            if tag in _CLOSES_TEXT:
-                self._close_text()
-            self._other(tag, args)
-        return False
-
-    def _other(self, tag: str, args: tuple[Any, ...]) -> None:
-        if tag == "tool_call":
-            call = _tool_call(args[0])
-            self.calls[call.id] = call
-            self.steps.append(ToolCallStarted(id=call.id, name=call.name))
-            self.steps.append(ToolCallCompleted(**call.model_dump()))
-        elif tag == "tool_call_delta":
-            spec = dict(args[0])
-            self.steps.append(ToolCallDelta(id=str(spec["id"]), arguments_delta=str(spec["arguments_delta"])))
-        elif tag == "usage":
-            self.usage = args[0] if isinstance(args[0], Usage) else Usage.model_validate(args[0])
-        elif tag == "raw_chunk":
-            self.steps.append(RawChunk(kind=str(args[0]), data=args[1] if len(args) > 1 else None))
-        elif tag == "delay":
-            (seconds,) = args
-            if not isinstance(seconds, (int, float)) or seconds < 0:
-                raise ValueError("delay must be a non-negative number of seconds")
-            self.steps.append(_Delay(float(seconds)))
-        elif tag == "reasoning":
-            self._reasoning(args[0])
-        elif tag == "refusal":
-            (text,) = args
-            self.refusal = (self.refusal or "") + str(text)
-            if text:
-                self.steps.append(refusal_delta(str(text)))
-        else:
-            raise ValueError(f"unknown tag {tag!r}")
-
-    def _text(self, value: Any) -> None:
-        if not isinstance(value, str):
-            raise ValueError("text must be a string")
-        if value:
-            if not self.block:
-                self.blocks += 1
-            self.block.append(value)
-            self.text.append(value)
-            self.steps.append(TextDelta(id=f"text_{self.blocks}", delta=value))
-
-    def _close_text(self) -> None:
+    def close_text(self) -> None:
+        """End the open text block with its ``text_completed``."""
         if self.block:
             self.steps.append(TextCompleted(id=f"text_{self.blocks}", text="".join(self.block)))
             self.block = []
 
-    def _reasoning(self, spec: Any) -> None:
-        fields = {"text": spec} if isinstance(spec, str) else dict(spec)
-        reasoning = Reasoning.model_validate({"provider": "fake", **fields})
-        block_id = f"reasoning_{len(self.reasoning) + 1}"
-        if reasoning.text:
-            self.steps.append(reasoning_delta(block_id, reasoning.text))
-        self.steps.append(reasoning_completed(block_id, reasoning))
-        self.reasoning.append(reasoning)
-
-    def finish(self) -> list[_Step]:
-        self._close_text()
-        if self.usage is not None:
-            self.steps.append(RawChunk(kind="usage", data=self.usage))
-        finish = "content_filter" if self.refusal is not None else self.finish_reason
+    def close(self, forced_usage: Any) -> list[_Step]:
+        """The steps with the closing events: ``text_completed``, the usage chunk, ``message_completed``."""
+        if self.end == "error":
+            return self.steps
+        usage = _usage(forced_usage) if forced_usage is not None else self.usage
+        self.close_text()
+        if usage is not None:
+            self.steps.append(usage_chunk(usage))
         message = Message(
             role="assistant",
             content="".join(self.text),
@@ -263,12 +186,142 @@ class _Compiler:
             reasoning=self.reasoning,
             refusal=self.refusal,
         )
-        metadata = dict(self.metadata)
-        if self.finish_reason is not None:
-            metadata[META_NATIVE_FINISH_REASON] = self.finish_reason
-        completed = MessageCompleted(message=message, finish_reason=finish, metadata=metadata)  # type: ignore[arg-type]
-        self.steps.append(completed)
+        metadata: dict[str, Any] = {META_PROVIDER: "fake"}
+        if self.finish is not None:
+            metadata[META_NATIVE_FINISH_REASON] = self.finish
+        finish = "content_filter" if self.refusal is not None else self.finish
+        self.steps.append(MessageCompleted(message=message, finish_reason=finish, metadata=metadata))
         return self.steps
+
+
+def _compile_text(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    (value,) = args
+    if not isinstance(value, str):
+        raise ValueError("text must be a string")
+    if value:
+        if not compiled.block:
+            compiled.blocks += 1
+        compiled.block.append(value)
+        compiled.text.append(value)
+        compiled.steps.append(TextDelta(id=f"text_{compiled.blocks}", delta=value))
+
+
+def _compile_reasoning(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    compiled.close_text()
+    fields = {"text": args[0]} if isinstance(args[0], str) else dict(args[0])
+    reasoning = Reasoning.model_validate({"provider": "fake", **fields})
+    block_id = f"reasoning_{len(compiled.reasoning) + 1}"
+    if reasoning.text:
+        compiled.steps.append(reasoning_delta(block_id, reasoning.text))
+    compiled.steps.append(reasoning_completed(block_id, reasoning))
+    compiled.reasoning.append(reasoning)
+
+
+def _compile_refusal(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    (text,) = args
+    compiled.close_text()
+    compiled.refusal = (compiled.refusal or "") + str(text)
+    if text:
+        compiled.steps.append(refusal_delta(str(text)))
+
+
+def _compile_tool_call(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    compiled.close_text()
+    call = _tool_call(args[0])
+    compiled.calls[call.id] = call
+    compiled.steps += [ToolCallStarted(id=call.id, name=call.name), ToolCallCompleted.from_call(call)]
+
+
+def _compile_tool_call_delta(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    spec = dict(args[0])
+    compiled.steps.append(ToolCallDelta(id=str(spec["id"]), arguments_delta=str(spec["arguments_delta"])))
+
+
+def _compile_usage(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    compiled.usage = _usage(args[0])
+
+
+def _compile_raw_chunk(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    compiled.steps.append(RawChunk(kind=str(args[0]), data=args[1] if len(args) > 1 else None))
+
+
+def _compile_delay(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    (seconds,) = args
+    if not isinstance(seconds, (int, float)) or seconds < 0:
+        raise ValueError("delay must be a non-negative number of seconds")
+    compiled.steps.append(_Delay(float(seconds)))
+
+
+def _compile_finish(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    finish = args[0] if args else "stop"
+    if finish is not None and finish not in _FINISH_REASONS:
+        raise ValueError(f"unknown finish reason {finish!r}")
+    compiled.finish = cast("FinishReason | None", finish)
+    compiled.end = "finish"
+
+
+def _compile_error(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    compiled.steps.append(_Fail(partial(_scripted_error, args[0])))
+    compiled.end = "error"
+
+
+def _compile_error_event(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    _fail_with(compiled, _adapter_error, args)
+
+
+def _compile_stream_error(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    _fail_with(compiled, _stream_error, args)
+
+
+def _fail_with(compiled: _Compiled, make: Callable[[Any, Any], RxAllmError], args: tuple[Any, ...]) -> None:
+    reason, extra = args[0], (args[1] if len(args) > 1 else None)
+    make(reason, extra)  # validate now
+    compiled.steps.append(_Fail(partial(make, reason, extra)))
+    compiled.end = "error"
+
+
+def _compile_preflight_error(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    raise _adapter_error(args[0], args[1] if len(args) > 1 else None)
+
+
+#: Script tag → its compiler (one entry's steps; ``finish`` and the errors end the script).
+_COMPILERS: dict[str, Callable[[_Compiled, tuple[Any, ...]], None]] = {
+    "text": _compile_text,
+    "text_delta": _compile_text,
+    "tool_call": _compile_tool_call,
+    "tool_call_delta": _compile_tool_call_delta,
+    "usage": _compile_usage,
+    "raw_chunk": _compile_raw_chunk,
+    "reasoning": _compile_reasoning,
+    "refusal": _compile_refusal,
+    "delay": _compile_delay,
+    "finish": _compile_finish,
+    "error": _compile_error,
+    "error_event": _compile_error_event,
+    "stream_error": _compile_stream_error,
+    "preflight_error": _compile_preflight_error,
+}
+
+
+def compile_script(script: Sequence[Any], forced_usage: Any = None) -> list[_Step]:
+    """Turn script entries into the steps one subscription replays (raises for a bad script)."""
+    compiled = _Compiled()
+    for index, entry in enumerate(script):
+        try:
+            tag, args = _split(entry)
+            compiler = _COMPILERS.get(tag)
+            if compiler is None:
+                raise ValueError(f"unknown tag {tag!r}")
+            if tag == "preflight_error" and index:
+                raise ValueError("preflight_error must be the first entry")
+            compiler(compiled, args)
+        except AdapterError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise EngineError("invalid_engine", f"fake script entry {index} {entry!r}: {exc}") from None
+        if compiled.end is not None:
+            break
+    return compiled.close(forced_usage)
 
 
 def _split(entry: Any) -> tuple[str, tuple[Any, ...]]:
@@ -292,6 +345,10 @@ def _tool_call(spec: Any) -> ToolCall:
     )
 
 
+def _usage(value: Any) -> Usage:
+    return value if isinstance(value, Usage) else Usage.model_validate(value)
+
+
 def _error_fields(extra: Any) -> dict[str, Any]:
     return dict(extra or {})
 
@@ -313,36 +370,24 @@ def _scripted_error(payload: Any) -> AdapterError:
     return AdapterError("unknown", "scripted error", provider="fake", cause=payload)
 
 
-def _failure(make: Callable[[Any, Any], RxAllmError], check: bool) -> Callable[[tuple[Any, ...]], _Fail]:
-    def step(args: tuple[Any, ...]) -> _Fail:
-        reason, extra = args[0], (args[1] if len(args) > 1 else None)
-        if check:
-            make(reason, extra)  # validate now
-        return _Fail(partial(make, reason, extra))
+class _Replay(Observable[Event]):
+    """The cold Observable of a compiled script: each subscription walks the steps anew."""
 
-    return step
+    def __init__(self, steps: list[_Step], cleanup: Callable[[str], Any] | None) -> None:
+        super().__init__()
+        self._steps = steps
+        self._cleanup = cleanup
 
-
-_FAILURES: dict[str, Callable[[tuple[Any, ...]], _Fail]] = {
-    "error": lambda args: _Fail(partial(_scripted_error, args[0])),
-    "error_event": _failure(_adapter_error, check=True),
-    "stream_error": _failure(_stream_error, check=True),
-}
-
-
-def _replay(steps: list[_Step], cleanup: Callable[[str], Any] | None) -> Observable[Event]:
-    def subscribe(
-        observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        run = _Run(steps, observer, scheduler, cleanup)
+        run = _Run(self._steps, observer, scheduler, self._cleanup)
         run.resume(0)
-        return Disposable(run.dispose)
-
-    return reactivex.create(subscribe)
+        return run
 
 
-class _Run:
-    """One subscription's walk through the steps."""
+class _Run(abc.DisposableBase):
+    """One subscription's walk through the steps; disposing it stops the walk."""
 
     __slots__ = ("cleanup", "ended", "observer", "pending", "scheduler", "steps")
 
@@ -393,3 +438,6 @@ class _Run:
             self.pending.dispose()
         if not self.ended:
             self._end("disposed")
+
+
+__all__ = ["Fake", "compile_script"]

@@ -5,10 +5,11 @@ Request: ``contents`` with roles ``user``/``model``, system messages as
 ``response_format`` and generation parameters (snake_case names such as ``top_p``
 or ``thinking_config`` are accepted), ``tools: [{functionDeclarations}]``,
 ``toolConfig`` from ``tool_choice``. Past tool calls are ``functionCall`` parts
-(their ``thoughtSignature`` echoed from ``ToolCall.metadata[THOUGHT_SIGNATURE]``; a
-Gemini reasoning signature from a text part goes back on the first text part); tool
-results are ``functionResponse`` parts named after the call they answer. Other
-providers' reasoning is dropped. ``request.options`` is merged last.
+(their ``thoughtSignature`` echoed from ``ToolCall.metadata[THOUGHT_SIGNATURE]``; the
+first call of a turn without one gets Gemini's documented stand-in); a Gemini reasoning
+signature from a text part goes back on the first text part; tool results are
+``functionResponse`` parts named after the call they answer. Other providers' reasoning
+is dropped. ``request.options`` is merged last.
 
 Stream: every ``data:`` frame is a whole ``GenerateContentResponse``. Text parts
 stream ``text_delta``; thought summaries stream as reasoning and end in
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -34,27 +35,27 @@ from reactivex import Observable
 
 from rx_allm._classify import STATUS_REASONS, ErrorBody, ErrorDialect, error_object, in_band_error
 from rx_allm._sse import SSEEvent
-from rx_allm._transport import HttpCall, http_stream
-from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, usage_from
+from rx_allm._transport import http_stream
+from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, on, usage_from
 from rx_allm.errors import AdapterError
-from rx_allm.events import THOUGHT_SIGNATURE, Event, ToolCallCompleted
+from rx_allm.events import THOUGHT_SIGNATURE, Event
 from rx_allm.models import FinishReason, Message, Request, Usage
 from rx_allm.providers._request import (
     base_url,
     call_arguments,
-    json_bytes,
+    http_call,
     resolve_api_key,
     system_text,
     tool_choice_spec,
     tool_spec,
-    transport_options,
     turns,
 )
+from rx_allm.schema import output_type, schema_of, strict_json_schema
 
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 #: The ``thoughtSignature`` Gemini documents for a function call it did not produce (a call
 #: from another model or built by hand): thinking models then accept the turn.
 UNSIGNED_CALL = "skip_thought_signature_validator"
+_THOUGHTS = "thoughts"  # the key of the one reasoning block of a Gemini reply
 #: Prefix of the ids made up for calls Gemini sent without one (never sent back as ids).
 SYNTHETIC_ID_PREFIX = "rxallm_fc_"
 
@@ -74,8 +75,6 @@ FINISH_REASONS: dict[str, FinishReason] = {
     **dict.fromkeys(_CONTENT_FILTER + _IMAGE_FILTER, "content_filter"),
     **dict.fromkeys(_UNUSABLE, "other"),
 }
-
-_THOUGHTS = "thoughts"  # the key of the one reasoning block of a Gemini reply
 
 #: Google RPC status → reason (the HTTP status, when there is one, outranks it).
 STATUS_NAMES: dict[str, str] = {
@@ -154,28 +153,49 @@ class Gemini:
 
     name = "gemini"
     requires_model = True
+    env_vars: tuple[str, ...] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    default_base_url = "https://generativelanguage.googleapis.com"
+    default_model = "gemini-2.5-flash"
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
         """A cold Observable of one ``streamGenerateContent`` call (raises for a missing key)."""
-        key = resolve_api_key(self.name, opts, ["GEMINI_API_KEY", "GOOGLE_API_KEY"])
+        key = resolve_api_key(self.name, opts, self.env_vars)
+        check_supported(request)
         model = str(request.model or opts.model).removeprefix("models/")
-        headers = {"x-goog-api-key": key, "content-type": "application/json", "accept": "text/event-stream"}
-        call = HttpCall(
-            url=f"{base_url(opts, DEFAULT_BASE_URL)}/v1beta/models/{quote(model, safe='')}"
-            ":streamGenerateContent?alt=sse",
-            body=json_bytes(build_body(request, opts)),
-            headers=headers,
-            new_mapper=GeminiMapper,
-            dialect=DIALECT,
-            **transport_options(opts),
+        url = (
+            f"{base_url(opts, self.default_base_url)}/v1beta/models/{quote(model, safe='')}"
+            ":streamGenerateContent?alt=sse"
         )
-        return http_stream(call)
+        body = build_body(request, model, opts.params)
+        return http_stream(http_call(opts, url, body, request_headers(key), GeminiMapper, DIALECT))
+
+
+def check_supported(request: Request) -> None:
+    """Refuse a tool result that answers no earlier call and has no name: Gemini needs the function name."""
+    names = _call_names(request.messages)
+    for message in request.messages:
+        call_id = message.tool_call_id or ""
+        if message.role == "tool" and not (names.get(call_id) or message.name):
+            raise AdapterError(
+                "invalid_request",
+                f"tool result {call_id!r} matches no earlier tool call (Gemini needs the function name)",
+                provider="gemini",
+            )
+
+
+def request_headers(key: str) -> dict[str, str]:
+    """The key, JSON in, SSE out."""
+    return {"x-goog-api-key": key, "content-type": "application/json", "accept": "text/event-stream"}
+
+
+def _call_names(messages: Sequence[Message]) -> dict[str, str]:
+    return {c.id: c.name for m in messages for c in m.tool_calls}
 
 
 # -- request body ----------------------------------------------------------------
-def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
-    """The ``GenerateContentRequest`` for ``request`` (``request.options`` merged last)."""
-    names = {c.id: c.name for m in request.messages for c in m.tool_calls}
+def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``GenerateContentRequest`` (``request.options`` merged last; ``model`` goes in the URL)."""
+    names = _call_names(request.messages)
     body: dict[str, Any] = {"contents": [_content(turn, names) for turn in turns(request.messages)]}
     system = system_text(request.messages)
     if system:
@@ -191,7 +211,7 @@ def build_body(request: Request, opts: StreamOptions) -> dict[str, Any]:
     if tool_config is not None:
         body["toolConfig"] = tool_config
     config = _generation_config(request)
-    for key, value in opts.params.items():
+    for key, value in params.items():
         name = _PARAM_ALIASES.get(key) or _camel(key)
         if name == "generationConfig" and isinstance(value, dict):
             config.update(value)
@@ -216,12 +236,14 @@ def _generation_config(request: Request) -> dict[str, Any]:
     if request.temperature is not None:
         config["temperature"] = request.temperature
     fmt = request.response_format
-    kind = fmt.get("type") if isinstance(fmt, dict) else fmt
+    model = output_type(fmt)
+    kind = "json_schema" if model is not None else fmt.get("type") if isinstance(fmt, dict) else fmt
     if kind in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
-    if kind == "json_schema" and isinstance(fmt, dict):
-        holder = fmt.get("json_schema", fmt)
-        config["responseSchema"] = holder["schema"] if isinstance(holder, dict) else {}
+    if model is not None:
+        config["responseJsonSchema"] = strict_json_schema(model)
+    elif kind == "json_schema" and isinstance(fmt, dict):
+        config["responseSchema"] = schema_of(fmt)
     return config
 
 
@@ -260,13 +282,7 @@ def _function_call(call_id: str, name: str, args: dict[str, Any], metadata: dict
 
 def _function_response(message: Message, names: dict[str, str]) -> dict[str, Any]:
     call_id = message.tool_call_id or ""
-    name = names.get(call_id) or message.name
-    if not name:
-        raise AdapterError(
-            "invalid_request",
-            f"tool result {call_id!r} matches no earlier tool call (Gemini needs the function name)",
-            provider="gemini",
-        )
+    name = names.get(call_id) or message.name or ""  # check_supported refused a result without one
     response: dict[str, Any] = {"name": name, "response": _result_object(message.text)}
     if call_id and not call_id.startswith(SYNTHETIC_ID_PREFIX):
         response["id"] = call_id
@@ -290,17 +306,21 @@ class GeminiMapper(StreamMapper):
 
     def __init__(self, emit: Emit) -> None:
         super().__init__(emit)
-        self.completed: list[ToolCallCompleted] = []
         self.raw_usage: dict[str, Any] = {}
         self.signature: str | None = None  # a thoughtSignature on a part that is not a call
 
     def handle(self, event: SSEEvent) -> None:
-        if event.data == "[DONE]":  # some gateways add it; the terminal marker stays finishReason
-            return
-        chunk = self.json_object(event.data)
-        self.announce(chunk.get("responseId"), chunk.get("modelVersion"))
-        if isinstance(chunk.get("error"), dict):
-            self._error(chunk)
+        if event.data != "[DONE]":  # some gateways add it; the terminal marker stays finishReason
+            super().handle(event)
+
+    def frame_name(self, event: SSEEvent, data: dict[str, Any]) -> str:
+        """``"error"`` for an ``{"error": {...}}`` frame, else ``"chunk"`` (SSE event names are not used);
+        the message is announced with the first frame, with its ids."""
+        self.announce(data.get("responseId"), data.get("modelVersion"))
+        return "error" if isinstance(data.get("error"), dict) else "chunk"
+
+    @on("chunk")
+    def _chunk(self, chunk: dict[str, Any]) -> None:
         self._prompt_feedback(chunk.get("promptFeedback"))
         usage = chunk.get("usageMetadata")
         if isinstance(usage, dict):
@@ -309,18 +329,19 @@ class GeminiMapper(StreamMapper):
         if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
             self._candidate(candidates[0])
 
-    def complete(self, calls_completed: Sequence[ToolCallCompleted] | None = None) -> None:
+    def complete(self) -> None:
         """Emit the latest usage totals and the message (calls were completed as they arrived)."""
         if self.raw_usage:
             self.set_usage(gemini_usage(self.raw_usage))
         if self.signature is not None or _THOUGHTS in self._thoughts:
             self.close_reasoning(_THOUGHTS, signature=self.signature)
-        super().complete(self.completed)
+        super().complete()
 
     def close_all_reasoning(self) -> None:
         """Thoughts stay open until the message ends: their signature may come with the last part."""
 
     # -- pieces of a chunk -------------------------------------------------------
+    @on("error")
     def _error(self, chunk: dict[str, Any]) -> None:
         info = read_error_body(chunk)
         status = int(info.code) if info.code else 0
@@ -373,7 +394,7 @@ class GeminiMapper(StreamMapper):
         call.final = json.dumps(args if isinstance(args, dict) else {}, ensure_ascii=False)
         if isinstance(signature, str) and signature:
             call.metadata[THOUGHT_SIGNATURE] = signature
-        self.completed.append(self.complete_call(call))
+        self.complete_call(call)
 
 
 def gemini_usage(raw: dict[str, Any]) -> Usage:
@@ -384,3 +405,18 @@ def gemini_usage(raw: dict[str, Any]) -> Usage:
     return usage.model_copy(
         update={"output_tokens": (usage.output_tokens or 0) + (usage.reasoning_tokens or 0)}
     )
+
+
+__all__ = [
+    "DIALECT",
+    "FINISH_REASONS",
+    "GENERATION_FIELDS",
+    "Gemini",
+    "GeminiMapper",
+    "STATUS_NAMES",
+    "SYNTHETIC_ID_PREFIX",
+    "build_body",
+    "check_supported",
+    "read_error_body",
+    "request_headers",
+]

@@ -6,6 +6,8 @@
 * marble helpers — :func:`script_from_marbles`, :func:`fake_engine`, :func:`record_events`,
   :func:`timeline`, :func:`assert_completed`, :func:`assert_error`, :class:`CleanupCounter`:
   pipelines on the Fake adapter in virtual time under ``reactivex.testing.TestScheduler``;
+* a real-time recorder — :func:`record`, :func:`record_sync`, :class:`Recording`: every
+  notification of one subscription, in order, and how it ended;
 * the conformance suite — :class:`AdapterConformance` (a pytest base class),
   :class:`ConformanceHarness`, :class:`FakeHarness`, :class:`EmulatorHarness`, the
   ``check_*`` coroutines and :func:`run_check`.
@@ -43,6 +45,7 @@ from rx_allm.testing.marbles import (
     script_from_marbles,
     timeline,
 )
+from rx_allm.testing.recording import Recording, record, record_sync
 
 __all__ = [
     "AdapterConformance",
@@ -56,6 +59,7 @@ __all__ = [
     "ProviderEmulator",
     "Recorded",
     "RecordedRequest",
+    "Recording",
     "Reply",
     "ToolCallSpec",
     "assert_completed",
@@ -71,7 +75,9 @@ __all__ = [
     "check_tool_call",
     "check_usage",
     "fake_engine",
+    "record",
     "record_events",
+    "record_sync",
     "run_check",
     "script_from_marbles",
     "timeline",

@@ -44,7 +44,6 @@ What is checked (the adapter contract):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
@@ -56,7 +55,6 @@ from typing import Any, ClassVar, Protocol
 from reactivex import Observable
 from reactivex import operators as ops
 
-from rx_allm._loop import call_on_loop
 from rx_allm.engine import Engine
 from rx_allm.errors import AdapterError, RxAllmError, StreamError
 from rx_allm.events import (
@@ -76,9 +74,13 @@ from rx_allm.events import (
     ToolCallStarted,
 )
 from rx_allm.models import Request, Usage, request, user
+from rx_allm.providers.anthropic import Anthropic
+from rx_allm.providers.gemini import Gemini
+from rx_allm.providers.openai import OpenAI
 from rx_allm.runner import stream_generate
 from rx_allm.testing.emulator import ProviderEmulator
 from rx_allm.testing.marbles import CleanupCounter
+from rx_allm.testing.recording import Recording
 from rx_allm.testing.wire import Reply, ToolCallSpec
 
 __all__ = [
@@ -222,77 +224,23 @@ class ConformanceHarness(Protocol):
 
 
 # -- recording ----------------------------------------------------------------------------
-class _Recording:
-    """One subscription's notifications, in order; wakes waiters on the owning loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, label: str) -> None:
-        self.loop = loop
-        self.label = label  # "<harness>: <scenario>", for failure messages
-        self.events: list[Any] = []
-        self.error: BaseException | None = None
-        self.completed = False
-        self.late: list[Any] = []  # anything delivered after the terminal notification
-        self.ended_at = 0.0  # time.monotonic() of the terminal notification
-        self._changed = asyncio.Event()
-
-    @property
-    def ended(self) -> bool:
-        return self.completed or self.error is not None
-
-    def on_next(self, event: Any) -> None:
-        (self.late if self.ended else self.events).append(event)
-        self._wake()
-
-    def on_error(self, error: Exception) -> None:
-        if self.ended:
-            self.late.append(error)
-        else:
-            self.error, self.ended_at = error, time.monotonic()
-        self._wake()
-
-    def on_completed(self) -> None:
-        if self.ended:
-            self.late.append("on_completed")
-        else:
-            self.completed, self.ended_at = True, time.monotonic()
-        self._wake()
-
-    def _wake(self) -> None:
-        call_on_loop(self.loop, self._changed.set)
-
-    async def wait(self, done: Callable[[], bool], what: str, timeout: float = _WAIT) -> None:
-        deadline = time.monotonic() + timeout
-        while not done():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ConformanceFailure(f"{self.label}: no {what} within {timeout:g}s; saw {self.summary()}")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
-
-    def of(self, kind: type[Any]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def text(self) -> str:
-        return "".join(e.delta for e in self.of(TextDelta))
-
-    def summary(self) -> str:
-        kinds = [getattr(e, "type", type(e).__name__) for e in self.events]
-        end = f"on_error({self.error!r})" if self.error else "on_completed" if self.completed else "no end"
-        late = f", then {self.late!r}" if self.late else ""
-        return f"[{', '.join(kinds)}] {end}{late}"
-
-
-def _subscribe(events: Observable[Any], label: str) -> tuple[_Recording, Any]:
-    rec = _Recording(asyncio.get_running_loop(), label)
+def _subscribe(events: Observable[Any], label: str) -> tuple[Recording, Any]:
+    rec = Recording(label)
     subscription = events.subscribe(on_next=rec.on_next, on_error=rec.on_error, on_completed=rec.on_completed)
     return rec, subscription
 
 
-async def _record(events: Observable[Any], label: str, timeout: float = _WAIT) -> _Recording:
+async def _wait(rec: Recording, done: Callable[[], bool], what: str, timeout: float = _WAIT) -> None:
+    try:
+        await rec.wait(done, what, timeout)
+    except TimeoutError as exc:
+        raise ConformanceFailure(str(exc)) from None
+
+
+async def _record(events: Observable[Any], label: str, timeout: float = _WAIT) -> Recording:
     rec, subscription = _subscribe(events, label)
     try:
-        await rec.wait(lambda: rec.ended, "terminal notification", timeout)
+        await _wait(rec, lambda: rec.ended, "terminal notification", timeout)
     finally:
         subscription.dispose()
     return rec
@@ -311,7 +259,7 @@ def _expect(condition: bool, label: str, message: str) -> None:
 
 
 # -- the contract every recording must satisfy ---------------------------------------------
-def _contract_problems(rec: _Recording) -> list[str]:
+def _contract_problems(rec: Recording) -> list[str]:
     """Every way the recorded stream breaks the ordering contract (empty when it holds)."""
     problems: list[str] = []
     events = rec.events
@@ -340,7 +288,7 @@ def _contract_problems(rec: _Recording) -> list[str]:
     return problems + _tool_order_problems(events) + _vocabulary_problems(rec)
 
 
-def _vocabulary_problems(rec: _Recording) -> list[str]:
+def _vocabulary_problems(rec: Recording) -> list[str]:
     """How the recorded stream breaks the shared vocabulary (text blocks, metadata, reasoning, refusal)."""
     problems = _text_block_problems(rec.events)
     started, completed = rec.of(MessageStarted), rec.of(MessageCompleted)
@@ -387,7 +335,7 @@ def _text_block_problems(events: Sequence[Any]) -> list[str]:
     return problems
 
 
-def _reasoning_problems(rec: _Recording, done: MessageCompleted) -> list[str]:
+def _reasoning_problems(rec: Recording, done: MessageCompleted) -> list[str]:
     deltas = [e.data for e in rec.of(RawChunk) if e.kind == REASONING_DELTA]
     if any(not isinstance(d, dict) or not _named(d.get("id")) or not _named(d.get("delta")) for d in deltas):
         return ["a reasoning_delta whose data is not {'id': str, 'delta': non-empty str}"]
@@ -401,7 +349,7 @@ def _reasoning_problems(rec: _Recording, done: MessageCompleted) -> list[str]:
     return []
 
 
-def _refusal_problems(rec: _Recording, done: MessageCompleted) -> list[str]:
+def _refusal_problems(rec: Recording, done: MessageCompleted) -> list[str]:
     deltas = "".join(str(e.data.get("delta", "")) for e in rec.of(RawChunk) if e.kind == REFUSAL_DELTA)
     refusal = done.message.refusal
     if deltas and refusal != deltas:
@@ -432,12 +380,12 @@ def _tool_order_problems(events: Sequence[Any]) -> list[str]:
     return problems
 
 
-def _expect_contract(rec: _Recording) -> None:
+def _expect_contract(rec: Recording) -> None:
     problems = _contract_problems(rec)
     _expect(not problems, rec.label, f"{'; '.join(problems)}; saw {rec.summary()}")
 
 
-def _expect_success(rec: _Recording) -> MessageCompleted:
+def _expect_success(rec: Recording) -> MessageCompleted:
     _expect(rec.error is None, rec.label, f"ended with on_error({rec.error!r})")
     _expect_contract(rec)
     final = rec.events[-1]
@@ -563,9 +511,9 @@ async def _expect_cancelled(harness: ConformanceHarness, events: Observable[Any]
     before = len(harness.cancellations())
     rec, subscription = _subscribe(events, f"{harness.name}: {what}")
     try:
-        await rec.wait(lambda: bool(rec.of(TextDelta)) or rec.ended, "text delta")
+        await _wait(rec, lambda: bool(rec.of(TextDelta)) or rec.ended, "text delta")
         if what != "dispose":
-            await rec.wait(lambda: rec.ended, "end of the downstream subscription")
+            await _wait(rec, lambda: rec.ended, "end of the downstream subscription")
         _expect(rec.error is None, rec.label, f"the stream failed first: {rec.error!r}")
         seen = len(rec.events) + len(rec.late)
         start = time.monotonic() if what == "dispose" else rec.ended_at
@@ -776,12 +724,12 @@ class FakeHarness:
         return [at for how, at in self.cleanup.ends if how == "disposed"]
 
 
-#: provider → (registered adapter, adapter_opts, model, environment variables of its key).
-_PROVIDERS: Mapping[str, tuple[str, Mapping[str, str], str, tuple[str, ...]]] = {
-    "openai": ("openai", {"endpoint": "chat_completions"}, "gpt-4o-mini", ("OPENAI_API_KEY",)),
-    "responses": ("openai", {"endpoint": "responses"}, "gpt-4o-mini", ("OPENAI_API_KEY",)),
-    "anthropic": ("anthropic", {}, "claude-sonnet-4-5", ("ANTHROPIC_API_KEY",)),
-    "gemini": ("gemini", {}, "gemini-2.5-flash", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+#: provider → (registered name, built-in adapter class (its default model and key variables), adapter_opts).
+_PROVIDERS: Mapping[str, tuple[str, type[OpenAI | Anthropic | Gemini], Mapping[str, str]]] = {
+    "openai": ("openai", OpenAI, {"endpoint": "chat_completions"}),
+    "responses": ("openai", OpenAI, {"endpoint": "responses"}),
+    "anthropic": ("anthropic", Anthropic, {}),
+    "gemini": ("gemini", Gemini, {}),
 }
 #: SSE frames the emulator writes up to and including the first text delta, per wire format.
 _FIRST_TEXT_FRAMES: Mapping[str, int] = {"openai": 2, "responses": 5, "anthropic": 4, "gemini": 1}
@@ -829,7 +777,8 @@ class EmulatorHarness:
     def __init__(self, provider: str, *, adapter: Any = None, model: str | None = None) -> None:
         if provider not in _PROVIDERS:
             raise ValueError(f"unknown provider {provider!r}; expected one of {sorted(_PROVIDERS)}")
-        registered, self._opts, default_model, self._env_vars = _PROVIDERS[provider]
+        registered, builtin, self._opts = _PROVIDERS[provider]
+        default_model, self._env_vars = builtin.default_model, builtin.env_vars
         self.provider = provider
         self.builtin = adapter is None
         self.adapter = registered if adapter is None else adapter

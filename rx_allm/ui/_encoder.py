@@ -95,7 +95,14 @@ class FrameEncoder(ABC):
     # -- driving ------------------------------------------------------------------
     def event(self, event: Any) -> list[Chunk]:
         """The chunks for one event (none for an event the protocol does not show)."""
-        handle = self._dispatch.get(event.type)
+        kind = event.type
+        if (
+            kind == "text_delta"
+            and self._text is not None
+            and (event.id is None or event.id == self._text_key)
+        ):
+            return self.text_delta(self._text, event.delta)  # the hot path: a delta of the open block
+        handle = self._dispatch.get(kind)
         return handle(event) if handle is not None else []
 
     def completed(self) -> list[Chunk]:
@@ -124,9 +131,6 @@ class FrameEncoder(ABC):
         return out + self.step_start(event)
 
     def _text_delta(self, event: Any) -> list[Chunk]:
-        block = self._text
-        if block is not None and (event.id is None or event.id == self._text_key):  # the common case
-            return self.text_delta(block, event.delta)
         return self._append_text(event.id, event.delta)
 
     def _append_text(self, key: str | None, delta: str) -> list[Chunk]:

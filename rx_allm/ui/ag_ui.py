@@ -39,6 +39,13 @@ _USAGE_NAMES = {
     "cache_write_input_tokens": "cacheWriteInputTokens",
 }
 
+#: The delta events: their SSE frames reuse one encoded head per block.
+DELTAS = {
+    "TEXT_MESSAGE_CONTENT": ("messageId", "delta"),
+    "REASONING_MESSAGE_CONTENT": ("messageId", "delta"),
+    "TOOL_CALL_ARGS": ("toolCallId", "delta"),
+}
+
 
 class AgUiEncoder(FrameEncoder):
     """Events of the AG-UI protocol."""
@@ -155,4 +162,4 @@ def ag_ui_frames(events: Observable[Any], *, thread_id: str, run_id: str) -> Obs
 
 def ag_ui_sse(events: Observable[Any], *, thread_id: str, run_id: str) -> Observable[bytes]:
     """:func:`ag_ui_frames` as SSE bytes."""
-    return sse_frames(events, lambda: AgUiEncoder(thread_id, run_id))
+    return sse_frames(events, lambda: AgUiEncoder(thread_id, run_id), DELTAS)

@@ -40,6 +40,13 @@ FINISH_REASONS = {
     "other": "other",
 }
 
+#: The delta chunks: their SSE frames reuse one encoded head per block.
+DELTAS = {
+    "text-delta": ("id", "delta"),
+    "reasoning-delta": ("id", "delta"),
+    "tool-input-delta": ("toolCallId", "inputTextDelta"),
+}
+
 
 class AiSdkEncoder(FrameEncoder):
     """Chunks of the AI SDK UI message stream."""
@@ -132,4 +139,4 @@ def ai_sdk_sse(
     events: Observable[Any], *, message_id: str | None = None, metadata: dict[str, Any] | None = None
 ) -> Observable[bytes]:
     """:func:`ai_sdk_frames` as SSE bytes, ending with ``data: [DONE]``."""
-    return sse_frames(events, lambda: AiSdkEncoder(message_id, metadata), SSE_DONE)
+    return sse_frames(events, lambda: AiSdkEncoder(message_id, metadata), DELTAS, SSE_DONE)

@@ -46,16 +46,47 @@ def sse_data(chunk: Chunk) -> bytes:
     return f"data: {compact_json(chunk)}\n\n".encode()
 
 
+#: Delta chunk types: ``type`` → (the key naming the block, the key holding the fragment).
+DeltaKeys = dict[str, tuple[str, str]]
+
+
 def frames(events: Observable[Any], encoder: Callable[[], FrameEncoder]) -> Observable[Chunk]:
     """The chunks of ``encoder`` (a factory, one encoder per subscription) for ``events``."""
-    return _framed(events, encoder, _same, None)
+    return _framed(events, encoder, lambda: _same, None)
 
 
 def sse_frames(
-    events: Observable[Any], encoder: Callable[[], FrameEncoder], done: bytes | None = None
+    events: Observable[Any], encoder: Callable[[], FrameEncoder], deltas: DeltaKeys, done: bytes | None = None
 ) -> Observable[bytes]:
-    """The same chunks as SSE frames (one operator, no second pass), then ``done`` when given."""
-    return _framed(events, encoder, sse_data, done)
+    """The same chunks as SSE frames (one operator, no second pass), then ``done`` when given.
+
+    ``deltas`` names the protocol's delta chunks (``{type, <block key>, <fragment key>}``,
+    in that order): their frames reuse one encoded head per block, the hot path of a stream.
+    """
+    return _framed(events, encoder, lambda: _delta_writer(deltas), done)
+
+
+def _delta_writer(deltas: DeltaKeys) -> Callable[[Chunk], bytes]:
+    heads: dict[tuple[str, str], str] = {}  # per subscription: one entry per block
+
+    def write(chunk: Chunk) -> bytes:
+        kind = chunk["type"]
+        keys = deltas.get(kind)
+        if keys is None or len(chunk) != 3:
+            return sse_data(chunk)
+        block_key, fragment_key = keys
+        block = chunk[block_key]
+        try:
+            head = heads.get((kind, block))
+            if head is None:
+                head = heads[(kind, block)] = (
+                    f'data: {{"type":"{kind}","{block_key}":{encode_basestring(block)},"{fragment_key}":'
+                )
+            return f"{head}{encode_basestring(chunk[fragment_key])}}}\n\n".encode()
+        except (TypeError, KeyError):  # not the usual shape: the general writer
+            return sse_data(chunk)
+
+    return write
 
 
 def _same(chunk: Chunk) -> Chunk:
@@ -63,12 +94,16 @@ def _same(chunk: Chunk) -> Chunk:
 
 
 def _framed(
-    events: Observable[Any], encoder: Callable[[], FrameEncoder], encode: Callable[[Chunk], T], done: T | None
+    events: Observable[Any],
+    encoder: Callable[[], FrameEncoder],
+    writer: Callable[[], Callable[[Chunk], T]],
+    done: T | None,
 ) -> Observable[T]:
     def subscribe(
         observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         walk = encoder()
+        encode = writer()
         on_next = observer.on_next
 
         def send(chunks: list[Chunk]) -> None:
@@ -81,8 +116,10 @@ def _framed(
                 on_next(done)
             observer.on_completed()
 
+        walk_event = walk.event
+
         def on_event(event: Any) -> None:
-            for chunk in walk.event(event):
+            for chunk in walk_event(event):
                 on_next(encode(chunk))
 
         send(walk.opening())

@@ -23,26 +23,22 @@ from urllib.parse import quote, urlencode
 
 from reactivex import Observable
 
-from rx_allm._transport import HttpCall, http_stream
+from rx_allm._transport import http_stream
 from rx_allm.adapter import Emit, StreamMapper, StreamOptions
 from rx_allm.events import Event
 from rx_allm.models import Request
-from rx_allm.providers._request import base_url, json_bytes, resolve_api_key, transport_options
-from rx_allm.providers.openai.chat import ChatCompletionsMapper, chat_body
-from rx_allm.providers.openai.responses import ResponsesMapper, responses_body
+from rx_allm.providers._request import base_url, http_call, resolve_api_key
+from rx_allm.providers.openai import chat, responses
+from rx_allm.providers.openai.chat import ChatCompletionsMapper
+from rx_allm.providers.openai.responses import ResponsesMapper
 from rx_allm.providers.openai.shared import (
-    DEFAULT_BASE_URL,
     DIALECT,
-    ENV_VARS,
     LATER_GPT,
-    PROVIDER,
     is_azure,
     request_headers,
     unsupported,
 )
 
-#: Where an Azure OpenAI key is looked up (the Azure variable first).
-AZURE_ENV_VARS = ("AZURE_OPENAI_API_KEY", *ENV_VARS)
 _RESPONSES_MODELS = re.compile(rf"^(?:{LATER_GPT}|o[1-9])")
 
 
@@ -54,32 +50,32 @@ class OpenAI:
 
     name = "openai"
     requires_model = True
+    env_vars: tuple[str, ...] = ("OPENAI_API_KEY",)
+    #: Where an Azure OpenAI key is looked up (the Azure variable first).
+    azure_env_vars: tuple[str, ...] = ("AZURE_OPENAI_API_KEY", "OPENAI_API_KEY")
+    default_base_url = "https://api.openai.com/v1"
+    default_model = "gpt-4.1-mini"
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
         """Pre-flight (raising), then a cold Observable performing one POST per subscription."""
         azure = is_azure(opts.adapter_opts)
-        key = resolve_api_key(PROVIDER, opts, AZURE_ENV_VARS if azure else ENV_VARS)
+        key = resolve_api_key(self.name, opts, self.azure_env_vars if azure else self.env_vars)
         model = request.model or opts.model or ""
         endpoint = ENDPOINTS[select_endpoint(model, opts)]
         check_supported(request, opts, endpoint.name)
-        call = HttpCall(
-            url=endpoint_url(opts, endpoint.path),
-            body=json_bytes(endpoint.build(request, model, opts.params)),
-            headers=request_headers(key, opts.adapter_opts),
-            new_mapper=endpoint.mapper,
-            dialect=DIALECT,
-            **transport_options(opts),
-        )
-        return http_stream(call)
+        url = endpoint_url(opts, os.environ.get("OPENAI_BASE_URL") or self.default_base_url, endpoint.path)
+        body = endpoint.build_body(request, model, opts.params)
+        headers = request_headers(key, opts.adapter_opts)
+        return http_stream(http_call(opts, url, body, headers, endpoint.mapper, DIALECT))
 
 
-def endpoint_url(opts: StreamOptions, path: str) -> str:
+def endpoint_url(opts: StreamOptions, default_base_url: str, path: str) -> str:
     """``base_url`` (else ``OPENAI_BASE_URL``, else the API) + the path; Azure deployments get theirs.
 
     With ``azure_deployment`` the path is ``/openai/deployments/<name><path>`` under the
     resource's ``base_url``; ``api_version`` is sent as the ``api-version`` query parameter.
     """
-    url = base_url(opts, os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
+    url = base_url(opts, default_base_url)
     deployment = opts.adapter_opts.get("azure_deployment")
     if deployment:
         url += f"/openai/deployments/{quote(str(deployment), safe='')}"
@@ -121,13 +117,15 @@ class Endpoint:
 
     name: str
     path: str
-    build: Callable[[Request, str, Mapping[str, Any]], dict[str, Any]]
+    build_body: Callable[[Request, str, Mapping[str, Any]], dict[str, Any]]
     mapper: Callable[[Emit], StreamMapper]
 
 
 ENDPOINTS: dict[str, Endpoint] = {
-    "chat_completions": Endpoint("chat_completions", "/chat/completions", chat_body, ChatCompletionsMapper),
-    "responses": Endpoint("responses", "/responses", responses_body, ResponsesMapper),
+    "chat_completions": Endpoint(
+        "chat_completions", "/chat/completions", chat.build_body, ChatCompletionsMapper
+    ),
+    "responses": Endpoint("responses", "/responses", responses.build_body, ResponsesMapper),
 }
 
 __all__ = ["DIALECT", "ENDPOINTS", "ChatCompletionsMapper", "OpenAI", "ResponsesMapper", "select_endpoint"]

@@ -3,20 +3,22 @@
 :class:`ChatCompletionsMapper` reads ``choices[0]`` of each chunk (tolerating
 ``choices: []``/``null``), assembles tool calls by ``index``, maps ``finish_reason``
 and the final ``usage`` chunk, and completes at ``data: [DONE]`` (or at EOF after a
-``finish_reason``). ``finish_reason: "content_filter"`` ends the stream with
-``AdapterError("content_filter")`` after the partial output.
+``finish_reason``). ``finish_reason: "content_filter"`` completes with ``content_filter``
+(partial output kept); ``delta.refusal`` fragments are a refusal (``Message.refusal``,
+finish ``content_filter``); compatible servers' ``reasoning_content``/``reasoning`` deltas
+stream as reasoning. An assistant message's reasoning is never sent back (the API has
+no field for it).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rx_allm._sse import SSEEvent
-from rx_allm.adapter import Emit, StreamMapper, usage_from
-from rx_allm.events import ToolCallCompleted
-from rx_allm.models import FinishReason, Message, Request, Tool
+from rx_allm.adapter import Emit, StreamMapper, on, usage_from
+from rx_allm.models import FinishReason, Message, Request, ResponseFormat, Tool
 from rx_allm.providers.openai.shared import (
     LATER_GPT,
     PROVIDER,
@@ -29,6 +31,7 @@ from rx_allm.providers.openai.shared import (
     raise_in_band,
     tool_choice,
 )
+from rx_allm.schema import normalize_format
 
 _COMPLETION_TOKENS_MODELS = re.compile(rf"^(?:gpt-4o|gpt-4\.1|{LATER_GPT}|o[1-9])")
 
@@ -51,7 +54,7 @@ _CHAT_FINISH: dict[str, FinishReason] = {
 _CHAT_SKIP = frozenset({"endpoint", "stream", "stream_options"})
 
 
-def chat_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``POST /chat/completions`` body (``request.options`` merged last)."""
     stream_options: dict[str, Any] = {"include_usage": True}
     for source in (params, request.options):
@@ -103,8 +106,9 @@ def chat_tool(tool: Tool) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def chat_response_format(fmt: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    """``"json_object"``/``"text"`` → ``{"type": ...}``; a json_schema format gets OpenAI's nested shape."""
+def chat_response_format(response_format: ResponseFormat | None) -> dict[str, Any] | None:
+    """``"json_object"``/``"text"`` → ``{"type": ...}``; a json_schema dict or a model class: nested."""
+    fmt = normalize_format(response_format)
     if fmt is None:
         return None
     if isinstance(fmt, str):
@@ -140,12 +144,17 @@ class ChatCompletionsMapper(StreamMapper):
         if event.data.startswith("[DONE]"):
             self.terminal_seen = True
             self.complete()
-            return
-        chunk = self.json_object(event.data)
+        else:
+            super().handle(event)
+
+    def frame_name(self, event: SSEEvent, data: dict[str, Any]) -> str:
+        """``"error"`` for an in-band error object, else ``"chunk"`` (the SSE event name is not used)."""
+        return "error" if data.get("error") else "chunk"
+
+    @on("chunk")
+    def _chunk(self, chunk: dict[str, Any]) -> None:
         if chunk.get("id") or chunk.get("choices") != []:  # not Azure's empty prompt-filter chunk
             self.announce(chunk.get("id"), chunk.get("model"))
-        if chunk.get("error"):
-            raise_in_band(chunk["error"])
         choice = _first_choice(chunk.get("choices"))
         if choice is not None:
             self._choice(choice)
@@ -153,11 +162,16 @@ class ChatCompletionsMapper(StreamMapper):
         if isinstance(usage, dict):
             self.set_usage(usage_from(usage, CHAT_USAGE))
 
-    def complete(self, calls_completed: Sequence[ToolCallCompleted] | None = None) -> None:
+    @on("error")
+    def _error(self, chunk: dict[str, Any]) -> None:
+        self.announce()
+        raise_in_band(chunk["error"])
+
+    def complete(self) -> None:
         for slot in self._slots.values():  # calls whose id or name never arrived
             if slot.key not in self.calls:
                 self._open(slot)
-        super().complete(calls_completed)
+        super().complete()
 
     def _choice(self, choice: dict[str, Any]) -> None:
         delta = fields_of(choice.get("delta"))
@@ -213,4 +227,4 @@ def _first_choice(choices: Any) -> dict[str, Any] | None:
     return None
 
 
-__all__ = ["CHAT_USAGE", "ChatCompletionsMapper", "chat_body", "max_tokens_field"]
+__all__ = ["CHAT_USAGE", "ChatCompletionsMapper", "build_body", "max_tokens_field"]

@@ -14,13 +14,13 @@ items with their ids), as the API requires; reasoning of other providers is drop
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any
 
 from rx_allm._sse import SSEEvent
-from rx_allm.adapter import Emit, StreamMapper, usage_from
+from rx_allm.adapter import Emit, StreamMapper, on, usage_from
 from rx_allm.events import ITEM_ID
-from rx_allm.models import FinishReason, Message, Reasoning, Request
+from rx_allm.models import FinishReason, Message, Reasoning, Request, ResponseFormat
 from rx_allm.providers._request import system_text
 from rx_allm.providers.openai.shared import (
     PROVIDER,
@@ -33,6 +33,7 @@ from rx_allm.providers.openai.shared import (
     raise_in_band,
     tool_choice,
 )
+from rx_allm.schema import normalize_format
 
 RESPONSES_USAGE: dict[str, str | tuple[str, str]] = {
     "input_tokens": "input_tokens",
@@ -51,7 +52,7 @@ _INCOMPLETE_FINISH: dict[str, FinishReason] = {
 _RESPONSES_SKIP = frozenset({"endpoint", "stream", "reasoning_effort", "reasoning_summary", "verbosity"})
 
 
-def responses_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``POST /responses`` body (system text → ``instructions``; ``request.options`` merged last)."""
     body: dict[str, Any] = {"model": model, "input": responses_input(request.messages), "stream": True}
     instructions = system_text(request.messages)
@@ -141,8 +142,9 @@ def _responses_part(part: dict[str, Any], text_type: str) -> dict[str, Any]:
     return dict(part)
 
 
-def responses_text(fmt: str | dict[str, Any] | None, verbosity: Any) -> dict[str, Any] | None:
+def responses_text(response_format: ResponseFormat | None, verbosity: Any) -> dict[str, Any] | None:
     """The ``text`` object: ``format`` from the response format, ``verbosity`` from the params."""
+    fmt = normalize_format(response_format)
     text: dict[str, Any] = {}
     if isinstance(fmt, str):
         text["format"] = {"type": fmt}
@@ -163,48 +165,51 @@ def responses_reasoning(params: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 # -- stream mapping: Responses ---------------------------------------------------------
-Handler = Callable[["ResponsesMapper", dict[str, Any]], None]
 
 
 class ResponsesMapper(StreamMapper):
     """Responses API events → rx_allm events (dispatch on ``type``, else the SSE event name)."""
 
     provider = PROVIDER
-    handlers: ClassVar[dict[str, Handler]] = {}
 
     def __init__(self, emit: Emit) -> None:
         super().__init__(emit)
         self._by_output: dict[int, str] = {}  # output_index → item id
         self._summary_part: tuple[Any, Any] | None = None
 
-    def handle(self, event: SSEEvent) -> None:
-        data = self.json_object(event.data)
+    def frame_name(self, event: SSEEvent, data: dict[str, Any]) -> str:
+        """The event's ``type``, else its SSE event name (the message is announced before any
+        event but ``response.created``, which announces it with its id)."""
         kind = data.get("type")
-        kind = kind if isinstance(kind, str) else event.event
-        if not self.started and kind != "response.created":
+        name = kind if isinstance(kind, str) else event.event
+        if not self.started and name != "response.created":
             self.announce()
-        handler = self.handlers.get(kind)
-        if handler is not None:
-            handler(self, data)
+        return name
 
-    # -- output items ----------------------------------------------------------------
+    @on("response.created")
     def on_created(self, data: dict[str, Any]) -> None:
         response = fields_of(data.get("response"))
         self.announce(response.get("id"), response.get("model"))
 
+    # -- output items ----------------------------------------------------------------
+    @on("response.output_text.delta")
     def on_text(self, data: dict[str, Any]) -> None:
         self.text_delta(data.get("delta"), block_id=opt_text(data.get("item_id")))
 
+    @on("response.output_text.done")
     def on_text_done(self, data: dict[str, Any]) -> None:
         self.close_text()
 
+    @on("response.refusal.delta")
     def on_refusal_delta(self, data: dict[str, Any]) -> None:
         self.refusal_delta(data.get("delta"))
 
+    @on("response.refusal.done")
     def on_refusal_done(self, data: dict[str, Any]) -> None:
         refusal = data.get("refusal")
         self.refusal = refusal if isinstance(refusal, str) else self.refusal or ""
 
+    @on("response.output_item.added")
     def on_item_added(self, data: dict[str, Any]) -> None:
         item = fields_of(data.get("item"))
         item_id = opt_text(item.get("id"))
@@ -212,6 +217,7 @@ class ResponsesMapper(StreamMapper):
             self.message_metadata[ITEM_ID] = item_id
         self._function_call(data)
 
+    @on("response.output_item.done")
     def on_item_done(self, data: dict[str, Any]) -> None:
         item = fields_of(data.get("item"))
         if item.get("type") == "reasoning" and opt_text(item.get("id")):
@@ -221,13 +227,20 @@ class ResponsesMapper(StreamMapper):
             return
         self._set_final(self._function_call(data), item.get("arguments"))
 
+    @on("response.function_call_arguments.delta")
     def on_arguments_delta(self, data: dict[str, Any]) -> None:
         self.call_delta(self._item_key(data), data.get("delta"))
 
+    @on("response.function_call_arguments.done")
     def on_arguments_done(self, data: dict[str, Any]) -> None:
         key = self._item_key(data)
         self._set_final(key, data.get("arguments"))
 
+    @on(
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary.delta",
+        "response.reasoning_text.delta",
+    )
     def on_summary_delta(self, data: dict[str, Any]) -> None:
         item_id = opt_text(data.get("item_id")) or "reasoning"
         part = (item_id, data.get("summary_index"))
@@ -271,6 +284,7 @@ class ResponsesMapper(StreamMapper):
             call.final = arguments
 
     # -- terminal events ---------------------------------------------------------------
+    @on("response.completed", "response.incomplete")
     def on_completed(self, data: dict[str, Any]) -> None:
         response = fields_of(data.get("response"))
         self.announce(response.get("id"), response.get("model"))
@@ -287,10 +301,12 @@ class ResponsesMapper(StreamMapper):
         self.terminal_seen = True
         self.complete()
 
+    @on("response.failed")
     def on_failed(self, data: dict[str, Any]) -> None:
         response = fields_of(data.get("response"))
         raise_in_band(response.get("error") or "the response failed")
 
+    @on("error")
     def on_error(self, data: dict[str, Any]) -> None:
         nested = data.get("error")
         raise_in_band(nested if nested else {k: v for k, v in data.items() if k != "type"})
@@ -300,24 +316,4 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-ResponsesMapper.handlers = {
-    "response.created": ResponsesMapper.on_created,
-    "response.output_text.delta": ResponsesMapper.on_text,
-    "response.output_text.done": ResponsesMapper.on_text_done,
-    "response.refusal.delta": ResponsesMapper.on_refusal_delta,
-    "response.refusal.done": ResponsesMapper.on_refusal_done,
-    "response.output_item.added": ResponsesMapper.on_item_added,
-    "response.output_item.done": ResponsesMapper.on_item_done,
-    "response.function_call_arguments.delta": ResponsesMapper.on_arguments_delta,
-    "response.function_call_arguments.done": ResponsesMapper.on_arguments_done,
-    "response.reasoning_summary_text.delta": ResponsesMapper.on_summary_delta,
-    "response.reasoning_summary.delta": ResponsesMapper.on_summary_delta,
-    "response.reasoning_text.delta": ResponsesMapper.on_summary_delta,
-    "response.completed": ResponsesMapper.on_completed,
-    "response.incomplete": ResponsesMapper.on_completed,
-    "response.failed": ResponsesMapper.on_failed,
-    "error": ResponsesMapper.on_error,
-}
-
-
-__all__ = ["RESPONSES_USAGE", "ResponsesMapper", "responses_body"]
+__all__ = ["RESPONSES_USAGE", "ResponsesMapper", "build_body"]

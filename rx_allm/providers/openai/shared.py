@@ -11,8 +11,6 @@ from rx_allm.errors import AdapterError
 from rx_allm.models import ToolCall
 
 PROVIDER = "openai"
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-ENV_VARS = ("OPENAI_API_KEY",)
 
 LATER_GPT = r"gpt-(?:[5-9]|\d{2,})"  # gpt-5 and every later generation
 _TOOL_CHOICE_MODES = {"auto": "auto", "none": "none", "required": "required", "any": "required"}
@@ -152,9 +150,7 @@ def raise_in_band(error: Any) -> None:
 
 
 __all__ = [
-    "DEFAULT_BASE_URL",
     "DIALECT",
-    "ENV_VARS",
     "PROVIDER",
     "arguments_text",
     "error_info",
