@@ -5,8 +5,8 @@ Request: ``contents`` with roles ``user``/``model``, system messages as
 ``response_format`` and generation parameters (snake_case names such as ``top_p``
 or ``thinking_config`` are accepted), ``tools: [{functionDeclarations}]``,
 ``toolConfig`` from ``tool_choice``. Past tool calls are ``functionCall`` parts
-(their ``thoughtSignature`` echoed from ``ToolCall.metadata[THOUGHT_SIGNATURE]``; the
-first call of a turn without one gets Gemini's documented stand-in); a Gemini reasoning
+(their ``thoughtSignature`` echoed from ``ToolCall.metadata[THOUGHT_SIGNATURE]``; with
+thinking on, the first call of a turn without one gets Gemini's documented stand-in); a Gemini reasoning
 signature from a text part goes back on the first text part; tool results are
 ``functionResponse`` parts named after the call they answer. Other providers' reasoning
 is dropped. ``request.options`` is merged last.
@@ -221,7 +221,18 @@ def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[
             body[name] = value
     if config:
         body["generationConfig"] = config
+    if "thinkingConfig" in config or model.removeprefix("models/").startswith("gemini-3"):
+        _sign_foreign_calls(body["contents"])
     return {**body, **request.options}
+
+
+def _sign_foreign_calls(contents: list[dict[str, Any]]) -> None:
+    """Thinking models refuse a turn whose first call has no signature: a call made elsewhere
+    gets Gemini's documented stand-in."""
+    for content in contents:
+        calls = [p for p in content["parts"] if "functionCall" in p]
+        if content["role"] == "model" and calls and "thoughtSignature" not in calls[0]:
+            calls[0]["thoughtSignature"] = UNSIGNED_CALL
 
 
 def _camel(name: str) -> str:
@@ -259,8 +270,6 @@ def _content(turn: Message | list[Message], names: dict[str, str]) -> dict[str, 
     if signature and parts and "text" in parts[0]:
         parts[0] = {**parts[0], "thoughtSignature": signature}
     calls = [_function_call(c.id, c.name, call_arguments(c), c.metadata) for c in turn.tool_calls]
-    if calls and "thoughtSignature" not in calls[0]:  # a call made elsewhere: Gemini's documented stand-in
-        calls[0]["thoughtSignature"] = UNSIGNED_CALL
     return {"role": "model", "parts": parts + calls}
 
 
