@@ -90,7 +90,7 @@ async def test_send_tokens_tool_call_and_a_second_turn(
 
 
 @pytest.mark.asyncio
-async def test_stop_cancels_upstream_and_a_second_tab_follows(
+async def test_refresh_resumes_a_second_tab_follows_and_stop_cancels_upstream(
     served: tuple[ProviderEmulator, str], browser: Any
 ) -> None:
     emulator, url = served
@@ -102,6 +102,13 @@ async def test_stop_cancels_upstream_and_a_second_tab_follows(
     )
     shared = str(await page.get_attribute("#share", "href"))
     assert shared.startswith("#chat-")
+
+    await page.reload()  # the page's POST closes; the reply keeps running and the page follows it again
+    await page.wait_for_function(
+        "(document.querySelector('article.assistant .text') || {}).textContent?.includes('token8')"
+    )
+    assert await page.text_content("article.user") == "Tell me a long story"
+    assert emulator.posts() == 1 and emulator.disconnects == []
 
     follower = await browser.new_page()
     await follower.goto(url + shared)
@@ -116,7 +123,7 @@ async def test_stop_cancels_upstream_and_a_second_tab_follows(
     await follower.close()
     assert emulator.disconnects == []
 
-    await page.click("#stop")
+    await page.click("#stop")  # Stop is for every viewer: the provider sees the close at once
     await emulator.wait_for_disconnects(1, timeout=WAIT_MS / 1000)
     assert [d.request_index for d in emulator.disconnects] == [0]
     assert await page.is_enabled("#send")
