@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rx_allm.errors import AdapterError, StreamError
+import pydantic
+from pydantic import BaseModel
+
+from rx_allm.errors import AdapterError, StreamError, ValidationError
 from rx_allm.events import (
     Event,
     MessageCompleted,
@@ -22,6 +25,7 @@ from rx_allm.events import (
     ToolCallStarted,
 )
 from rx_allm.models import FinishReason, Message, Response, ToolCall, Usage
+from rx_allm.structured import output_error
 
 
 class StreamCollector:
@@ -32,7 +36,10 @@ class StreamCollector:
     kept in first-seen order (started puts, deltas append raw arguments,
     completed replaces); a usage ``raw_chunk`` replaces the usage;
     ``message_completed`` sets the message, a non-None finish reason and merges
-    its metadata; an error sets ``finish_reason="error"``.
+    its metadata; an error sets ``finish_reason="error"``. With an
+    ``output_type`` (a pydantic class), the completed message's text is
+    validated into ``Response.output`` (a failure becomes
+    ``ValidationError("invalid_output")`` in ``Response.error``).
     """
 
     __slots__ = (
@@ -44,10 +51,11 @@ class StreamCollector:
         "_message",
         "_metadata",
         "_usage",
+        "output_type",
         "request_id",
     )
 
-    def __init__(self, request_id: str | None = None) -> None:
+    def __init__(self, request_id: str | None = None, output_type: type[BaseModel] | None = None) -> None:
         self._blocks: list[str] = []
         self._current: list[str] = []
         self._calls: dict[str, ToolCall] = {}
@@ -57,6 +65,7 @@ class StreamCollector:
         self._error: AdapterError | StreamError | None = None
         self._metadata: dict[str, Any] = {}
         self.request_id = request_id
+        self.output_type = output_type
 
     def apply(self, event: Event) -> None:
         """Fold one event."""
@@ -102,6 +111,7 @@ class StreamCollector:
         calls = list(self._calls.values())
         if message is None:
             message = Message(role="assistant", content=text, tool_calls=calls)
+        output, error = self._output(text)
         # Validating is cheaper than ``model_construct`` here: model instances pass through as they are.
         return Response(
             message=message,
@@ -109,10 +119,21 @@ class StreamCollector:
             tool_calls=calls,
             finish_reason=self._finish,
             usage=self._usage or Usage(),
-            error=self._error,
+            error=error,
             metadata=dict(self._metadata),
             request_id=self.request_id,
+            output=output,
         )
+
+    def _output(self, text: str) -> tuple[Any, AdapterError | StreamError | ValidationError | None]:
+        """``output_type`` validated from the completed message's text, or the error that prevents it."""
+        model = self.output_type
+        if model is None or self._error is not None or self._message is None:
+            return None, self._error
+        try:
+            return model.model_validate_json(text), None
+        except pydantic.ValidationError as exc:
+            return None, output_error(exc, model.__name__)
 
 
 __all__ = ["StreamCollector"]

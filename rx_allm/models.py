@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from rx_allm.errors import AdapterError, StreamError
+from rx_allm.errors import AdapterError, StreamError, ValidationError
+from rx_allm.schema import normalize_format
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
+#: ``"text"``, ``"json_object"``, a ``json_schema`` dict, or a pydantic model class.
+ResponseFormat = str | dict[str, Any] | type[BaseModel]
 
 
 class ToolCall(BaseModel):
@@ -62,7 +65,12 @@ class Tool(BaseModel):
 
 
 class Request(BaseModel):
-    """A single generation request. ``options`` is merged verbatim into the provider body."""
+    """A single generation request. ``options`` is merged verbatim into the provider body.
+
+    ``response_format`` is ``"text"``, ``"json_object"``, a ``json_schema`` dict, or a
+    pydantic model class (sent as the provider's strict JSON schema; serialized as that
+    ``json_schema`` dict).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -72,9 +80,13 @@ class Request(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     temperature: float | None = None
     max_tokens: int | None = None
-    response_format: str | dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_serializer("response_format")
+    def _format_as_data(self, fmt: ResponseFormat | None) -> Any:
+        return normalize_format(fmt)
 
 
 class Usage(BaseModel):
@@ -99,6 +111,9 @@ class Response(BaseModel):
 
     A stream that ended with an error still gives a Response: ``finish_reason`` is
     ``"error"``, ``error`` holds the typed error and the partial output is kept.
+    With ``response_format=Model``, ``output`` is the final text validated into
+    ``Model``; text that does not validate leaves it None and sets ``error`` to
+    ``ValidationError("invalid_output")`` (the provider's ``finish_reason`` is kept).
     """
 
     message: Message = Field(default_factory=lambda: Message(role="assistant"))
@@ -106,9 +121,10 @@ class Response(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage = Field(default_factory=Usage)
-    error: AdapterError | StreamError | None = None
+    error: AdapterError | StreamError | ValidationError | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     request_id: str | None = None
+    output: Any = None
 
     @property
     def ok(self) -> bool:

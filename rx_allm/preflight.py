@@ -17,6 +17,7 @@ from rx_allm.adapter import StreamOptions
 from rx_allm.engine import Engine
 from rx_allm.errors import EngineError, ValidationError
 from rx_allm.models import Request, Role
+from rx_allm.schema import output_type
 
 logger = logging.getLogger("rx_allm")
 
@@ -63,7 +64,7 @@ def validate_request(request: Request) -> None:
 
 
 def _valid_response_format(fmt: object) -> bool:
-    if fmt is None:
+    if fmt is None or output_type(fmt) is not None:
         return True
     if isinstance(fmt, str):
         return fmt in ("text", "json_object")

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
 from reactivex import Observable
 from reactivex import operators as ops
 
@@ -35,6 +36,7 @@ from rx_allm.engine import Engine
 from rx_allm.events import Event
 from rx_allm.models import Request, Response
 from rx_allm.preflight import check_model, new_request_id, prepare
+from rx_allm.schema import output_type
 
 OnEvent = Callable[[Event], Any]
 StreamHook = Callable[[Observable[Event], Any, Request, StreamOptions], Observable[Event]]
@@ -84,9 +86,7 @@ def event_filter(
 def _keep(text_deltas: bool, tool_deltas: bool, raw_chunks: bool) -> Callable[[Event], bool]:
     # One predicate per combination of the three flags, built once.
     dropped = frozenset(
-        name
-        for name, drop in (("text_delta", not text_deltas), ("tool_call_delta", not tool_deltas))
-        if drop
+        name for name, drop in (("text_delta", not text_deltas), ("tool_call_delta", not tool_deltas)) if drop
     )
     if raw_chunks:
         return lambda event: event.type not in dropped
@@ -132,11 +132,17 @@ async def collect(events: Observable[Event], collector: StreamCollector | None =
     return collector.to_response()
 
 
+def requested_output(engine: Engine, request: Request, options: dict[str, Any]) -> type[BaseModel] | None:
+    """The pydantic class asked for as ``response_format`` (request, else call option, else engine param)."""
+    fmt = request.response_format or options.get("response_format") or engine.params.get("response_format")
+    return output_type(fmt)
+
+
 async def generate(engine: Engine, request: Request, **options: Any) -> Response:
     """Run one generation and return its :class:`Response` (pre-flight errors raise)."""
     options.setdefault("request_id", new_request_id())
-    events = stream_generate(engine, request, **options)
-    return await collect(events, StreamCollector(options["request_id"]))
+    collector = StreamCollector(options["request_id"], requested_output(engine, request, options))
+    return await collect(stream_generate(engine, request, **options), collector)
 
 
 def generate_sync(engine: Engine, request: Request, **options: Any) -> Response:
@@ -144,7 +150,7 @@ def generate_sync(engine: Engine, request: Request, **options: Any) -> Response:
     if running_loop() is not None:
         raise RuntimeError("generate_sync() would block the running event loop; use `await generate(...)`")
     options.setdefault("request_id", new_request_id())
-    collector = StreamCollector(options["request_id"])
+    collector = StreamCollector(options["request_id"], requested_output(engine, request, options))
     finished = threading.Event()
 
     def fail(error: Exception) -> None:

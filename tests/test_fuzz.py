@@ -4,7 +4,7 @@
   ``StreamError("malformed_event")``, and what it returns before failing does not depend
   on the chunking.
 * Every provider mapper, driven the way the transport drives it (``start()``, ``feed()``
-  per event with ``index`` counted, ``end()`` at EOF unless finished), fed random events:
+  per event, which counts it, ``end()`` at EOF unless finished), fed random events:
   random event names, payloads that are random dicts shaped like the provider's events
   (its keys, its type names, random value types at any depth), mutated wire fixtures,
   non-objects, garbage and very deep nesting. Only ``AdapterError``/``StreamError`` may

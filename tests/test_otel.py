@@ -224,3 +224,55 @@ def test_without_opentelemetry_installed_rx_allm_imports_and_otel_says_what_to_i
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pip install 'rx_allm[otel]'" in result.stdout
+
+
+def test_traced_chat_records_a_chat_span_with_a_span_per_step(telemetry: Telemetry) -> None:
+    @allm.tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    engine = allm.Engine(
+        adapter="fake",
+        adapter_opts={
+            "scripts": [
+                [
+                    ("tool_call", {"id": "c1", "name": "add", "arguments": {"a": 2, "b": 3}}),
+                    ("usage", {"input_tokens": 10, "output_tokens": 4}),
+                    ("finish", "tool_calls"),
+                ],
+                [("text", "5"), ("usage", {"input_tokens": 20, "output_tokens": 1}), ("finish", "stop")],
+            ]
+        },
+    )
+    allm.otel.instrument(**telemetry.providers)  # the model requests
+    traced = allm.otel.traced_chat(name="adder", provider="fake", tracer_provider=telemetry.tracer_provider)
+    last = allm.stream_chat(engine, "2 + 3?", tools=[add]).pipe(traced).run()
+    assert last.type == "chat_completed"
+
+    spans = {span.name: span for span in telemetry.spans()}
+    assert sorted(spans) == ["chat", "invoke_agent adder", "step 0", "step 1"]
+    chat, first, second = spans["invoke_agent adder"], spans["step 0"], spans["step 1"]
+    assert first.parent is not None and first.parent.span_id == chat.context.span_id
+    assert second.parent is not None and second.parent.span_id == chat.context.span_id
+    assert dict(first.attributes or {})["rx_allm.step.tool_calls"] == ("add",)
+    assert dict(first.attributes or {})["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert dict(second.attributes or {})["gen_ai.usage.input_tokens"] == 20
+    chat_attrs = dict(chat.attributes or {})
+    assert chat_attrs["gen_ai.operation.name"] == "invoke_agent"
+    assert chat_attrs["rx_allm.chat.halted_reason"] == "completed"
+    assert (chat_attrs["rx_allm.chat.steps"], chat_attrs["gen_ai.usage.input_tokens"]) == (2, 30)
+    model_calls = [s for s in telemetry.spans() if s.name == "chat"]
+    assert len(model_calls) == 2  # one per step, from instrument()
+    assert first.start_time <= chat.end_time and second.end_time <= chat.end_time
+
+
+def test_traced_chat_ends_with_the_error_type_on_the_open_step(telemetry: Telemetry) -> None:
+    engine = allm.Engine(adapter="fake", adapter_opts={"scripts": [[("error", "rate_limited")]]})
+    traced = allm.otel.traced_chat(tracer_provider=telemetry.tracer_provider)
+    with pytest.raises(allm.AdapterError):
+        allm.stream_chat(engine, "hi").pipe(traced).run()
+    spans = {span.name: span for span in telemetry.spans()}
+    assert sorted(spans) == ["invoke_agent", "step 0"]
+    assert all((s.attributes or {}).get("error.type") == "rate_limited" for s in spans.values())
+    assert spans["invoke_agent"].status.status_code is StatusCode.ERROR

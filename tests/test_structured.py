@@ -285,3 +285,34 @@ def test_partials_of_any_split_are_monotone_and_end_in_the_full_parse(
 )
 def test_parse_partial_json_holds_back_a_number_that_may_grow(text: str, expected: Any) -> None:
     assert parse_partial_json(text) == expected
+
+
+# -- inside a chat: the final structured answer after tool steps --------------------------------
+def test_partial_output_of_a_chat_is_the_final_answer_after_the_tool_steps() -> None:
+    @allm.tool
+    def lookup(city: str) -> dict[str, float]:
+        """Current temperature of a city."""
+        return {"temperature": 21.5}
+
+    answer = ['{"city": "Par', 'is", "temperature": 2', "1.5, ", '"notes": ["warm"]}']
+    engine = allm.Engine(
+        adapter="fake",
+        adapter_opts={
+            "scripts": [
+                [
+                    ("text", "Let me look that up."),
+                    ("tool_call", {"id": "c1", "name": "lookup", "arguments": {"city": "Paris"}}),
+                    ("finish", "tool_calls"),
+                ],
+                [*(("text", part) for part in answer), ("finish", "stop")],
+            ]
+        },
+    )
+    events = allm.stream_chat(engine, "Weather in Paris, as JSON", tools=[lookup])
+    records = record_events(events.pipe(allm.partial_output(Weather)))
+    assert [r.value for r in records if r.kind == "N"] == [
+        Weather(city="Paris", temperature=21.5),
+        Weather(city="Paris", temperature=21.5, notes=["warm"]),
+        Weather(city="Paris", temperature=21.5, notes=["warm"]),  # the final, after chat_completed's step
+    ]
+    assert_completed(records)

@@ -20,7 +20,7 @@ installed this module still imports; only calling these functions needs it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
@@ -29,9 +29,18 @@ from rx_allm import runner
 from rx_allm.adapter import StreamOptions
 from rx_allm.events import Event
 from rx_allm.models import Request
+from rx_allm.otel._chat import ChatRecording, chat_attributes
 from rx_allm.otel._recording import OPERATION_NAMES, PROVIDER_NAMES, CallInfo, Recording, Telemetry
 
-__all__ = ["OPERATION_NAMES", "PROVIDER_NAMES", "instrument", "instrumented", "traced", "uninstrument"]
+__all__ = [
+    "OPERATION_NAMES",
+    "PROVIDER_NAMES",
+    "instrument",
+    "instrumented",
+    "traced",
+    "traced_chat",
+    "uninstrument",
+]
 
 
 def _telemetry(tracer_provider: Any, meter_provider: Any) -> Telemetry:
@@ -64,14 +73,40 @@ def traced(
     """
     telemetry = _telemetry(tracer_provider, meter_provider)
     call = CallInfo(provider, model, request, base_url, capture_content)
-    return lambda source: _traced(source, telemetry, call)
+    return lambda source: _traced(source, lambda: Recording(telemetry, call))
 
 
-def _traced(source: Observable[Event], telemetry: Telemetry, call: CallInfo) -> Observable[Event]:
+def traced_chat(
+    *,
+    name: str | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    tracer_provider: Any = None,
+) -> Callable[[Observable[Event]], Observable[Event]]:
+    """An operator recording a ``stream_chat``: an ``invoke_agent`` span and a child span per step.
+
+    Each ``step {n}`` span runs from the end of the step before (or the subscription)
+    to the step's ``step_completed`` and carries its finish reason, usage and the
+    names of the tools it called; the chat span gets ``rx_allm.chat.halted_reason``,
+    the step count and the summed usage. ``name`` becomes ``gen_ai.agent.name``.
+    The model requests themselves are recorded by :func:`instrument`.
+    """
+    tracer = _telemetry(tracer_provider, None).tracer
+    attributes = chat_attributes(name, provider, model)
+    return lambda source: _traced(source, lambda: ChatRecording(tracer, attributes))
+
+
+class _Recorder(Protocol):
+    def on_event(self, event: Event) -> None: ...
+
+    def end(self, error: BaseException | None = None, error_type: str | None = None) -> None: ...
+
+
+def _traced(source: Observable[Event], start: Callable[[], _Recorder]) -> Observable[Event]:
     def subscribe(
         observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        recording = Recording(telemetry, call)
+        recording = start()
 
         def on_next(event: Event) -> None:
             recording.on_event(event)
@@ -112,7 +147,7 @@ def instrument(
             base_url=base_url if isinstance(base_url, str) else None,
             capture_content=capture_content,
         )
-        return _traced(source, telemetry, call)
+        return _traced(source, lambda: Recording(telemetry, call))
 
     runner.stream_hook = hook
 

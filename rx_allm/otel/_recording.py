@@ -156,7 +156,7 @@ class Recording:
             self.span.set_status(Status(StatusCode.ERROR, redact(str(error))))
         if error_type is not None:
             attributes["error.type"] = error_type
-        span_attributes = {**attributes, **self._usage_attributes()}
+        span_attributes = {**attributes, **usage_attributes(self.usage)}
         if self.call.capture_content and self.final is not None:
             span_attributes["gen_ai.output.messages"] = output_attribute(
                 self.final.message, self.final.finish_reason
@@ -189,9 +189,10 @@ class Recording:
                 break
         return out
 
-    def _usage_attributes(self) -> dict[str, int]:
-        return {
-            name: value
-            for field_name, name in _USAGE_ATTRIBUTES
-            if (value := self._tokens(field_name)) is not None
-        }
+
+def usage_attributes(usage: Usage | None) -> dict[str, int]:
+    """``gen_ai.usage.*`` for the counts the provider reported (an unreported count is left out)."""
+    if usage is None:
+        return {}
+    counts = ((name, getattr(usage, field_name)) for field_name, name in _USAGE_ATTRIBUTES)
+    return {name: value for name, value in counts if isinstance(value, int)}

@@ -30,7 +30,7 @@ from rx_allm._transport import http_stream
 from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, on, usage_from
 from rx_allm.errors import AdapterError
 from rx_allm.events import Event, MessageStarted, RawChunk, TextCompleted
-from rx_allm.models import FinishReason, Message, Request, Usage
+from rx_allm.models import FinishReason, Message, Request, ResponseFormat, Usage
 from rx_allm.providers._request import (
     base_url,
     call_arguments,
@@ -41,6 +41,7 @@ from rx_allm.providers._request import (
     tool_spec,
     turns,
 )
+from rx_allm.schema import normalize_format, schema_of
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
@@ -108,7 +109,7 @@ class Anthropic:
     default_model = "claude-haiku-4-5"
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
-        """A cold Observable of one ``POST /v1/messages`` (raises for a missing key or a JSON format)."""
+        """A cold Observable of one ``POST /v1/messages`` (raises for a missing key or ``json_object``)."""
         key = resolve_api_key(self.name, opts, self.env_vars)
         check_supported(request)
         url = f"{base_url(opts, self.default_base_url)}/v1/messages"
@@ -118,15 +119,8 @@ class Anthropic:
 
 
 def check_supported(request: Request) -> None:
-    """Refuse a JSON ``response_format``: the Messages API has none (``unsupported_feature``)."""
-    fmt = request.response_format
-    kind = fmt.get("type") if isinstance(fmt, dict) else fmt
-    if kind not in (None, "text"):
-        raise AdapterError(
-            "unsupported_feature",
-            f"the Anthropic adapter does not support response_format {kind!r}",
-            provider="anthropic",
-        )
+    """Refuse a ``response_format`` the Messages API cannot express (``json_object``)."""
+    _output_config(request.response_format)
 
 
 def request_headers(key: str, adapter_opts: Mapping[str, Any]) -> dict[str, str]:
@@ -142,6 +136,7 @@ def request_headers(key: str, adapter_opts: Mapping[str, Any]) -> dict[str, str]
 # -- request body ----------------------------------------------------------------
 def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The Messages API body for ``request`` (params, then ``request.options``, override the fields)."""
+    output_config = _output_config(request.response_format)
     body: dict[str, Any] = {"model": model}
     system = system_text(request.messages)
     if system:
@@ -160,8 +155,25 @@ def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[
         body["tool_choice"] = choice
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    if output_config is not None:
+        body["output_config"] = output_config
     body["stream"] = True
     return {**body, **params, **request.options}
+
+
+def _output_config(response_format: ResponseFormat | None) -> dict[str, Any] | None:
+    """Structured outputs' ``output_config`` for a json_schema format or a model class; None for text."""
+    fmt = normalize_format(response_format)
+    kind = fmt.get("type") if isinstance(fmt, dict) else fmt
+    if kind in (None, "text"):
+        return None
+    if kind == "json_schema" and isinstance(fmt, dict):
+        return {"format": {"type": "json_schema", "schema": schema_of(fmt)}}
+    raise AdapterError(
+        "unsupported_feature",
+        f"the Anthropic adapter does not support response_format {kind!r}",
+        provider="anthropic",
+    )
 
 
 def _message(turn: Message | list[Message]) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from rx_allm.providers._request import (
     tool_spec,
     turns,
 )
+from rx_allm.schema import output_type, schema_of, strict_json_schema
 
 #: Prefix of the ids made up for calls Gemini sent without one (never sent back as ids).
 SYNTHETIC_ID_PREFIX = "rxallm_fc_"
@@ -225,12 +226,14 @@ def _generation_config(request: Request) -> dict[str, Any]:
     if request.temperature is not None:
         config["temperature"] = request.temperature
     fmt = request.response_format
-    kind = fmt.get("type") if isinstance(fmt, dict) else fmt
+    model = output_type(fmt)
+    kind = "json_schema" if model is not None else fmt.get("type") if isinstance(fmt, dict) else fmt
     if kind in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
-    if kind == "json_schema" and isinstance(fmt, dict):
-        holder = fmt.get("json_schema", fmt)
-        config["responseSchema"] = holder["schema"] if isinstance(holder, dict) else {}
+    if model is not None:
+        config["responseJsonSchema"] = strict_json_schema(model)
+    elif kind == "json_schema" and isinstance(fmt, dict):
+        config["responseSchema"] = schema_of(fmt)
     return config
 
 

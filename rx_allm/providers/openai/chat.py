@@ -16,7 +16,7 @@ from typing import Any
 from rx_allm._sse import SSEEvent
 from rx_allm.adapter import Emit, StreamMapper, on, usage_from
 from rx_allm.errors import AdapterError
-from rx_allm.models import FinishReason, Message, Request, Tool
+from rx_allm.models import FinishReason, Message, Request, ResponseFormat, Tool
 from rx_allm.providers.openai.shared import (
     LATER_GPT,
     PROVIDER,
@@ -29,6 +29,7 @@ from rx_allm.providers.openai.shared import (
     raise_in_band,
     tool_choice,
 )
+from rx_allm.schema import normalize_format
 
 _COMPLETION_TOKENS_MODELS = re.compile(rf"^(?:gpt-4o|gpt-4\.1|{LATER_GPT}|o[1-9])")
 
@@ -103,8 +104,9 @@ def chat_tool(tool: Tool) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def chat_response_format(fmt: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    """``"json_object"``/``"text"`` → ``{"type": ...}``; a json_schema format gets OpenAI's nested shape."""
+def chat_response_format(response_format: ResponseFormat | None) -> dict[str, Any] | None:
+    """``"json_object"``/``"text"`` → ``{"type": ...}``; a json_schema dict or a model class: nested."""
+    fmt = normalize_format(response_format)
     if fmt is None:
         return None
     if isinstance(fmt, str):

@@ -13,7 +13,7 @@ from typing import Any
 
 from rx_allm._sse import SSEEvent
 from rx_allm.adapter import Emit, StreamMapper, on, usage_from
-from rx_allm.models import FinishReason, Message, Request
+from rx_allm.models import FinishReason, Message, Request, ResponseFormat
 from rx_allm.providers._request import system_text
 from rx_allm.providers.openai.shared import (
     PROVIDER,
@@ -26,6 +26,7 @@ from rx_allm.providers.openai.shared import (
     raise_in_band,
     tool_choice,
 )
+from rx_allm.schema import normalize_format
 
 RESPONSES_USAGE: dict[str, str | tuple[str, str]] = {
     "input_tokens": "input_tokens",
@@ -106,8 +107,9 @@ def _responses_part(part: dict[str, Any], text_type: str) -> dict[str, Any]:
     return dict(part)
 
 
-def responses_text(fmt: str | dict[str, Any] | None, verbosity: Any) -> dict[str, Any] | None:
+def responses_text(response_format: ResponseFormat | None, verbosity: Any) -> dict[str, Any] | None:
     """The ``text`` object: ``format`` from the response format, ``verbosity`` from the params."""
+    fmt = normalize_format(response_format)
     text: dict[str, Any] = {}
     if isinstance(fmt, str):
         text["format"] = {"type": fmt}
