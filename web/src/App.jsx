@@ -58,7 +58,10 @@ function Chat({ id, history, follow }) {
         {messages.map((message) => (
           <article key={message.id} className={`message ${message.role}`} data-role={message.role}>
             {message.role === "assistant" && message.metadata?.provider && (
-              <div className="by">{message.metadata.provider} · {message.metadata.model ?? ""}</div>
+              <div className="by">
+                {message.metadata.provider}
+                {message.metadata.model ? ` · ${message.metadata.model}` : ""}
+              </div>
             )}
             {message.parts.map((part, index) => (
               <Part key={index} part={part} />
