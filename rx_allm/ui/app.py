@@ -8,16 +8,16 @@
 ``GET /api/chat/{id}``              ``{"messages": [...]}``: what the chat was last sent
 ``GET /api/chat/{id}/stream``       the chat's latest reply, replayed then live (``204``
                                     when there is none): a second tab or a refresh follows
-``POST /api/chat/{id}/stop``        Stop: cancel the chat's reply, wherever it runs →
-                                    ``{"stopped": bool}``
+``POST /api/chat/{id}/stop``        Stop: cancel the chat's reply for every viewer
 ``POST /api/agui``                  the same engine and tools for AG-UI clients
 ==================================  =====================================================
 
-Replies run in a relay (:mod:`rx_allm.ui.rooms`): a tab closing or reloading never stops
-one, the page's Stop posts to the stop route (and aborts its own request). With a
-:class:`~rx_allm.relay.RedisRelay` and a :class:`~rx_allm.ui.rooms.RedisRoomStore`,
-several worker processes serve one chat app. Serve it with ``handler_cancellation=True``,
-as :func:`start` does.
+Replies run in a relay (:mod:`rx_allm.ui.rooms`). Stop in the page calls the stop route
+(and aborts its own request); a tab closing or refreshing is never a Stop: a reply nobody
+watches keeps running ``linger`` seconds (the relay's ``idle_timeout``) for a refresh to
+come back, then is cancelled. With a :class:`~rx_allm.relay.RedisRelay` and a
+:class:`~rx_allm.ui.rooms.RedisRoomStore`, several worker processes serve one app. Serve
+it with ``handler_cancellation=True``, as :func:`start` does.
 """
 
 from __future__ import annotations
@@ -37,22 +37,29 @@ from rx_allm.relay import RelayEntry
 from rx_allm.ui.ai_sdk import AI_SDK_HEADERS, ai_sdk_sse
 from rx_allm.ui.ai_sdk_messages import messages_from_ai_sdk
 from rx_allm.ui.handlers import ag_ui_handler, refused, stream_sse
-from rx_allm.ui.rooms import Room, Rooms
+from rx_allm.ui.rooms import Room, Rooms, memory_relay
 from rx_allm.ui.run import chat_events, describe
 
 ROOMS = web.AppKey("rooms", Rooms)
+LINGER = 10.0
 STATIC = resources.files("rx_allm.ui").joinpath("static")
 
 
 def make_chat_app(
-    engine: Engine, *, tools: Sequence[Any] = (), rooms: Rooms | None = None, **opts: Any
+    engine: Engine,
+    *,
+    tools: Sequence[Any] = (),
+    linger: float = LINGER,
+    rooms: Rooms | None = None,
+    **opts: Any,
 ) -> web.Application:
     """The chat app for ``engine`` (``tools`` run on the server; ``opts`` go to every call).
 
-    ``rooms`` holds the chats and runs the replies (default: in this process).
+    ``linger``: seconds a reply keeps running without a viewer (a refresh comes back);
+    ``rooms``: where chats and replies live (default: this process, with ``linger``).
     """
     app = web.Application()
-    rooms = app[ROOMS] = rooms or Rooms()
+    rooms = app[ROOMS] = rooms or Rooms(memory_relay(linger))
     info = describe(engine, opts)
 
     async def send(request: web.Request) -> web.StreamResponse:
@@ -73,12 +80,13 @@ def make_chat_app(
             return web.Response(status=204)
         return await _watch(request, rooms, room, info)
 
+    async def stop(request: web.Request) -> web.Response:
+        await rooms.stop(request.match_info["id"])
+        return web.Response(status=204)
+
     async def history(request: web.Request) -> web.Response:
         room = await rooms.get(request.match_info["id"])
         return web.json_response({"messages": room.messages if room is not None else []})
-
-    async def stop(request: web.Request) -> web.Response:
-        return web.json_response({"stopped": await rooms.stop(request.match_info["id"])})
 
     async def stop_all(app: web.Application) -> None:
         await rooms.close()

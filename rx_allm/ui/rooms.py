@@ -4,8 +4,9 @@ A chat's reply runs in a :mod:`relay <rx_allm.relay>` generation: produced once,
 to a log that any number of viewers read. The tab that sent the message is the first
 viewer; a second tab (or a refresh) on the same chat id attaches with
 ``GET /api/chat/<id>/stream`` and gets the whole reply so far, then follows it live. A
-viewer leaving never stops a reply: Stop is ``POST /api/chat/<id>/stop`` (a reply nobody
-watches ends after the relay's ``idle_timeout``). A chat keeps only its latest reply.
+viewer leaving never stops a reply: Stop is ``POST /api/chat/<id>/stop``, and a reply
+nobody watches ends after the relay's ``idle_timeout`` (the app's ``linger``). A chat
+keeps only its latest reply.
 
 Where the room records live: :class:`MemoryRoomStore` (one process, at most ``keep``
 chats) with a :class:`~rx_allm.relay.MemoryRelay`, :class:`RedisRoomStore` with a
@@ -79,6 +80,11 @@ class RedisRoomStore:
         await self.client.set(
             f"{self.prefix}:chat:{chat_id}", json.dumps(asdict(room)), px=int(self.ttl * 1000)
         )
+
+
+def memory_relay(linger: float) -> MemoryRelay:
+    """The relay of a one-process app: a reply without viewers lives ``linger`` seconds."""
+    return MemoryRelay(idle_timeout=linger, heartbeat_interval=min(1.0, linger / 2))
 
 
 class Rooms:

@@ -14,17 +14,17 @@ from aiohttp import web
 
 from rx_allm.demo.server import serve_app, start_app, url_of
 from rx_allm.engine import Engine
-from rx_allm.ui.app import make_chat_app
-from rx_allm.ui.rooms import RedisRoomStore, Rooms
+from rx_allm.ui.app import LINGER, make_chat_app
+from rx_allm.ui.rooms import RedisRoomStore, Rooms, memory_relay
 
 
 def chat_rooms(redis: str | None = None) -> Rooms:
     """In this process (``redis`` None), or shared through the Redis at ``redis``."""
     if redis is None:
-        return Rooms()
+        return Rooms(memory_relay(LINGER))
     from rx_allm.relay import RedisRelay
 
-    relay = RedisRelay(redis)
+    relay = RedisRelay(redis, idle_timeout=LINGER)
     return Rooms(relay, RedisRoomStore(relay.client, relay.prefix, relay.options.ttl))
 
 
