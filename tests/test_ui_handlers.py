@@ -109,7 +109,7 @@ async def test_ai_sdk_exchange_streams_text_and_tool_calls(served: tuple[Provide
 @pytest.mark.asyncio
 async def test_ag_ui_exchange(served: tuple[ProviderEmulator, str]) -> None:
     emulator, url = served
-    emulator.enqueue(Reply(text="Hi there."))
+    emulator.enqueue(Reply(text="Hi there.", usage={"input_tokens": 12, "output_tokens": 8}))
     async with aiohttp.ClientSession() as session, session.post(f"{url}/api/agui", json=AG_BODY) as response:
         assert response.status == 200
         events = sse_payloads(await response.read())
