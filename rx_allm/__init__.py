@@ -11,6 +11,7 @@ Quick start::
 
 from rx_allm import otel, providers
 from rx_allm._connections import close_session
+from rx_allm._sse import DEFAULT_MAX_EVENT_BYTES
 from rx_allm.adapter import StreamAdapter, StreamOptions
 from rx_allm.chat import (
     AskUser,
@@ -28,7 +29,14 @@ from rx_allm.chat import (
 )
 from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine, register_adapter
-from rx_allm.errors import AdapterError, EngineError, RxAllmError, StreamError, ValidationError
+from rx_allm.errors import (
+    AdapterError,
+    BlockingCallError,
+    EngineError,
+    RxAllmError,
+    StreamError,
+    ValidationError,
+)
 from rx_allm.events import (
     AskUserRequested,
     ChatCompleted,
@@ -70,9 +78,11 @@ from rx_allm.structured import PartialArguments, partial_arguments, partial_outp
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
     "AdapterError",
     "AskUser",
     "AskUserRequested",
+    "BlockingCallError",
     "ChatCompleted",
     "ChatResult",
     "Engine",

@@ -15,6 +15,13 @@ from dataclasses import dataclass
 
 from rx_allm.errors import StreamError
 
+#: The size of one event above which a stream ends with ``StreamError("malformed_event")``.
+#: 32 MiB: the largest legitimate events (a tool call's arguments, a Responses API
+#: ``response.completed`` repeating the whole answer) are a few MB; a bigger one is a
+#: misbehaving or hostile server, and without a bound it would grow the client's memory
+#: until EOF. A call sets another with the ``max_event_bytes`` option.
+DEFAULT_MAX_EVENT_BYTES = 32 * 1024 * 1024
+
 _BOM = b"\xef\xbb\xbf"
 _CR = 13
 _LF = 10

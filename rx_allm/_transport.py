@@ -33,8 +33,8 @@ from reactivex.disposable import Disposable
 
 from rx_allm._classify import ErrorDialect, http_error
 from rx_allm._connections import session_for_loop
-from rx_allm._loop import call_on_loop, loop_for_subscription
-from rx_allm._sse import SSEDecoder, SSEEvent
+from rx_allm._loop import call_on_loop, loop_for_subscription, refuse_blocking_run
+from rx_allm._sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
 from rx_allm.errors import AdapterError, RxAllmError, StreamError
 from rx_allm.events import Event
 
@@ -78,6 +78,8 @@ class HttpCall:
     dialect: ErrorDialect
     stream_timeout: float = 60.0
     request_timeout: float = 60.0
+    total_timeout: float | None = None
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     session: aiohttp.ClientSession | None = field(default=None, repr=False)
 
     @property
@@ -91,6 +93,7 @@ def http_stream(call: HttpCall) -> Observable[Event]:
     def subscribe(
         observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        refuse_blocking_run(scheduler)
         stream = _HttpStream(call, observer, loop_for_subscription())
         call_on_loop(stream.loop, stream.start)
         return Disposable(stream.dispose)
@@ -99,7 +102,7 @@ def http_stream(call: HttpCall) -> Observable[Event]:
 
 
 class _SubscriberFailed(Exception):
-    """The subscriber's own callback raised; the stream stops without another notification."""
+    """The subscriber's own callback raised; the stream stops (see :meth:`_HttpStream._subscriber_failed`)."""
 
 
 class _HttpStream:
@@ -119,6 +122,8 @@ class _HttpStream:
         self.timer: asyncio.Handle | None = None
         self.receiving = False  # headers arrived: the stream timeout applies
         self.last_activity = 0.0
+        self.deadline: float | None = None  # total_timeout's, on the loop's clock
+        self.request_deadline = 0.0
         self.reading_tail = False  # completed: only the body's tail is being read, for reuse
 
     # -- lifecycle ---------------------------------------------------------------
@@ -128,7 +133,11 @@ class _HttpStream:
         self.task = self.loop.create_task(self._run())
         _running.add(self.task)
         self.task.add_done_callback(_running.discard)
-        self.timer = self.loop.call_at(self.loop.time() + self.call.request_timeout, self._check_timer)
+        now = self.loop.time()
+        self.request_deadline = now + self.call.request_timeout
+        if self.call.total_timeout is not None:
+            self.deadline = now + self.call.total_timeout
+        self.timer = self.loop.call_at(self._due()[0], self._check_timer)
 
     def dispose(self) -> None:
         call_on_loop(self.loop, self._cancel)
@@ -159,27 +168,34 @@ class _HttpStream:
             self.timer.cancel()
         self.timer = None if self.ended else self.loop.call_at(when, self._check_timer)
 
+    def _due(self) -> tuple[float, str]:
+        """The next deadline on the loop's clock, and which limit it is."""
+        if self.receiving:
+            due, limit = self.last_activity + self.call.stream_timeout, "stream_timeout"
+        else:
+            due, limit = self.request_deadline, "request_timeout"
+        if self.deadline is not None and self.deadline <= due:
+            return self.deadline, "total_timeout"
+        return due, limit
+
     def _check_timer(self, confirm: bool = False) -> None:
         self.timer = None
         if self.ended:
             return
-        now = self.loop.time()
-        if self.receiving:
-            due = self.last_activity + self.call.stream_timeout
-            if now < due:
-                self.timer = self.loop.call_at(due, self._check_timer)
-                return
+        due, limit = self._due()
+        if self.loop.time() < due:
+            self.timer = self.loop.call_at(due, self._check_timer)
+            return
         if not confirm:  # the I/O of this iteration (processed before timers) wakes the reader first
             self.timer = self.loop.call_soon(self._check_timer, True)
             return
-        if self.receiving:
-            message = (
-                f"no data from {self.call.dialect.label} for {self.call.stream_timeout:g}s (stream_timeout)"
-            )
+        label = self.call.dialect.label
+        if limit == "total_timeout":
+            message = f"the {label} stream did not end within {self.call.total_timeout:g}s (total_timeout)"
+        elif limit == "stream_timeout":
+            message = f"no data from {label} for {self.call.stream_timeout:g}s (stream_timeout)"
         else:
-            message = (
-                f"no response headers from {self.call.dialect.label} within {self.call.request_timeout:g}s"
-            )
+            message = f"no response headers from {label} within {self.call.request_timeout:g}s"
         self.timeout_error = AdapterError("timeout", message, provider=self.call.provider)
         if self.task is not None:
             self.task.cancel()
@@ -187,14 +203,21 @@ class _HttpStream:
     # -- the exchange ----------------------------------------------------------
     async def _run(self) -> None:
         error: RxAllmError | None = None
-        clean = False
+        clean = cancelled = False
         try:
             await self._exchange()
             clean = True
         except asyncio.CancelledError:
-            if self.timeout_error is None:
+            if self.ended:
                 return  # disposed
-            error = self.timeout_error
+            # Not by us: the loop is shutting down (``asyncio.run`` returning) or someone
+            # cancelled the task. The subscriber still gets a terminal notification.
+            cancelled = self.timeout_error is None
+            error = self.timeout_error or StreamError(
+                "cancelled",
+                f"the {self.call.dialect.label} stream's task was cancelled (its event loop shut down?)",
+                provider=self.call.provider,
+            )
         except _SubscriberFailed:
             return
         except RxAllmError as exc:
@@ -215,6 +238,8 @@ class _HttpStream:
             pass
         if clean:
             await self._read_tail()
+        elif cancelled:
+            raise asyncio.CancelledError
 
     async def _read_tail(self) -> None:
         """Read what is left of a completed body (normally nothing) so the connection is reused."""
@@ -242,20 +267,29 @@ class _HttpStream:
             else:
                 response.close()
 
-    async def _exchange(self) -> None:
+    async def _post(self) -> aiohttp.ClientResponse:
+        """Send the request (once: never again, whatever happens to it)."""
         call = self.call
         session = call.session or await session_for_loop()
-        response = await session.post(
+        # One loop iteration first: a pooled connection the server closed while it sat idle,
+        # whose close the loop has not read yet (it was busy), is then marked closed and
+        # left out of the pool, instead of carrying this request into a closed socket.
+        await asyncio.sleep(0)
+        return await session.post(
             call.url,
             data=call.body,
             headers=call.headers,
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=None),  # the request timer bounds connect and headers
         )
+
+    async def _exchange(self) -> None:
+        call = self.call
+        response = await self._post()
         self.response = response
         self.receiving = True
         self.last_activity = self.loop.time()
-        self._rearm(self.last_activity + call.stream_timeout)  # the request timer may be due much later
+        self._rearm(self._due()[0])  # the request timer may be due much later
         if response.status >= 300:
             body = await _read_capped(response.content, _MAX_ERROR_BODY)
             raise http_error(call.dialect, response.status, body, response.headers)
@@ -268,7 +302,7 @@ class _HttpStream:
                 status=response.status,
             )
         mapper = call.new_mapper(self.out.append)
-        decoder = SSEDecoder(provider=call.provider)
+        decoder = SSEDecoder(call.max_event_bytes, provider=call.provider)
         loop = self.loop
         mapper.start()
         async for chunk in response.content.iter_chunked(_READ_SIZE):
@@ -312,10 +346,22 @@ class _HttpStream:
             self._subscriber_failed(exc)
 
     def _subscriber_failed(self, exc: Exception) -> None:
-        self.ended = True
-        logger.error(
-            "rx_allm: a subscriber of a %s stream raised; stream stopped", self.call.provider, exc_info=exc
-        )
+        """A subscriber's callback raised: the request stops, and the exception becomes the terminal
+        ``on_error`` (as ``do_action``'s do), so the other sinks of a shared stream end too."""
+        delivered = False
+        if not self.ended:
+            self.ended = True
+            try:
+                self.observer.on_error(exc)
+                delivered = True
+            except Exception:  # its on_error raised as well (or there is none): nothing left to tell
+                pass
+        if not delivered:
+            logger.error(
+                "rx_allm: a subscriber of a %s stream raised; stream stopped",
+                self.call.provider,
+                exc_info=exc,
+            )
         raise _SubscriberFailed from exc
 
 

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from pydantic_core import from_json
 from reactivex import Observable
 
-from rx_allm._sse import SSEEvent
+from rx_allm._sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent
 from rx_allm.errors import StreamError
 from rx_allm.events import (
     Event,
@@ -54,7 +54,8 @@ class StreamOptions:
     """Everything the runner resolved for one call, handed to ``adapter.stream``.
 
     ``params`` are provider parameters (engine params merged under call options)
-    that have no :class:`~rx_allm.models.Request` field; ``call_index`` counts the
+    that have no :class:`~rx_allm.models.Request` field; ``total_timeout`` (None: no
+    bound) limits a whole stream and ``max_event_bytes`` one SSE event; ``call_index`` counts the
     engine's calls (the Fake adapter's script cursor). A key is never shown in a
     repr: ``api_key`` is left out of it and ``adapter_opts["api_key"]`` is held as a
     ``SecretStr``, as on an :class:`~rx_allm.engine.Engine`.
@@ -63,6 +64,8 @@ class StreamOptions:
     model: str | None = None
     stream_timeout: float = 60.0
     request_timeout: float = 60.0
+    total_timeout: float | None = None
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     request_id: str | None = None
     adapter_opts: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)

@@ -35,6 +35,14 @@ ValidationReason = Literal["invalid_request", "invalid_message", "invalid_tool",
 EngineReason = Literal["missing_adapter", "missing_stream_adapter", "missing_model", "invalid_engine"]
 
 
+class BlockingCallError(RuntimeError):
+    """A blocking call (``events.run()``, ``generate_sync``) on a thread that runs an event loop.
+
+    Waiting there for a stream that needs that very loop would deadlock (on the library's
+    background loop thread: every synchronous stream of the process), so the call refuses.
+    """
+
+
 class RxAllmError(Exception):
     """Base of every rx_allm error: a reason from a closed set, a message, data."""
 

@@ -9,10 +9,12 @@ checks a resolved request.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 from typing import Any, get_args
 
+from rx_allm._sse import DEFAULT_MAX_EVENT_BYTES
 from rx_allm.adapter import StreamOptions
 from rx_allm.engine import Engine
 from rx_allm.errors import EngineError, ValidationError
@@ -89,8 +91,7 @@ def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[
             )
     call_model = params.pop("model", None)  # always popped: never forwarded as a provider param
     model = request.model or call_model or engine.model
-    stream_timeout = params.pop("stream_timeout", 60.0)
-    request_timeout = params.pop("request_timeout", 60.0)
+    limits, problems = _limits(params)
     request_id = params.pop("request_id", None) or new_request_id()
     api_key = params.pop("api_key", None)
     adapter_opts = {**engine.adapter_opts, **(params.pop("adapter_opts", None) or {})}
@@ -106,11 +107,6 @@ def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[
             updates[key] = value
     resolved = request.model_copy(update=updates) if updates else request
 
-    problems = [
-        (name, "must_be_positive")
-        for name, value in (("stream_timeout", stream_timeout), ("request_timeout", request_timeout))
-        if not _positive_number(value)
-    ]
     try:
         validate_request(resolved)
     except ValidationError as exc:
@@ -120,8 +116,7 @@ def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[
 
     opts = StreamOptions(
         model=model,
-        stream_timeout=float(stream_timeout),
-        request_timeout=float(request_timeout),
+        **limits,
         request_id=request_id,
         adapter_opts=adapter_opts,
         params=params,
@@ -145,8 +140,44 @@ def new_request_id() -> str:
     return secrets.token_hex(12)
 
 
-def _positive_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+#: The limits a call may set, and their defaults (``total_timeout``: no bound unless given).
+LIMITS: dict[str, Any] = {
+    "stream_timeout": 60.0,
+    "request_timeout": 60.0,
+    "total_timeout": None,
+    "max_event_bytes": DEFAULT_MAX_EVENT_BYTES,
+}
+
+
+def _limits(params: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Pop the call's timeouts and ``max_event_bytes`` from ``params``: their values and problems."""
+    values = {name: params.pop(name, default) for name, default in LIMITS.items()}
+    problems: list[tuple[str, str]] = []
+    for name, value in values.items():
+        if name == "max_event_bytes":
+            problem = None if _is_int(value) and value > 0 else "must_be_positive_int"
+        elif value is None and name == "total_timeout":
+            continue
+        else:
+            problem = _duration_problem(value)
+            if problem is None:
+                values[name] = float(value)
+        if problem is not None:
+            problems.append((name, problem))
+    return values, problems
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _duration_problem(value: object) -> str | None:
+    """Why ``value`` is not a duration in seconds (a finite positive number), or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must_be_positive"
+    if not math.isfinite(value):  # inf would never fire; nan compares false with every time
+        return "must_be_finite"
+    return None if value > 0 else "must_be_positive"
 
 
 __all__ = [

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from reactivex import Observable
 from reactivex import operators as ops
 
-from rx_allm._loop import block_until, call_on_loop, running_loop
+from rx_allm._loop import block_until, call_on_loop, refuse_blocking
 from rx_allm.adapter import StreamOptions
 from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine
@@ -147,8 +147,7 @@ async def generate(engine: Engine, request: Request, **options: Any) -> Response
 
 def generate_sync(engine: Engine, request: Request, **options: Any) -> Response:
     """:func:`generate` for synchronous code (HTTP runs on the library's background loop)."""
-    if running_loop() is not None:
-        raise RuntimeError("generate_sync() would block the running event loop; use `await generate(...)`")
+    refuse_blocking("generate_sync()")
     options.setdefault("request_id", new_request_id())
     collector = StreamCollector(options["request_id"], requested_output(engine, request, options))
     finished = threading.Event()

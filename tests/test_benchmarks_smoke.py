@@ -33,6 +33,7 @@ CASES = [
         ["rx_allm", "bare_aiohttp", "chunks/s", "targets:"],
     ),
     ("cancellation.py", ["--streams", "3"], ["rx_allm", "3/3", "p99 ms", "target"]),
+    ("secret_registry.py", ["--sizes", "10", "200"], ["us/register (median)", "bytes/key", "target"]),
     ("chat_overhead.py", ["--chats", "20", "--rounds", "1"], ["rx_allm chat (Fake)", "us/chat", "target"]),
     ("ui_frames.py", ["--chunks", "300", "--rounds", "1"], ["ai_sdk_sse", "us/event", "target"]),
     ("ui_disconnect.py", ["--streams", "2"], ["/api/chat", "/api/agui", "2/2", "p99 ms", "target"]),

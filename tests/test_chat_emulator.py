@@ -203,3 +203,19 @@ async def test_a_thread_moved_to_another_provider_makes_a_valid_request(source: 
     assert moved.halted_reason == "completed" and moved.output_text == "still two", moved.error
     calls, results = calls_and_results(target, emu.requests[2].json)
     assert calls == ["call_1"] and results == [("call_1", "2")]
+
+
+@pytest.mark.asyncio
+async def test_gemini_calls_without_ids_are_answered_by_name_in_call_order() -> None:
+    calls = [
+        ToolCallSpec("add", {"a": 1, "b": 2}),
+        ToolCallSpec("add", {"a": 3, "b": 4}),
+    ]  # no ids, as Gemini 2.x
+    async with ProviderEmulator([Reply(text="", tool_calls=calls), Reply(text="ok")]) as emu:
+        result = await allm.chat(provider_engine(emu, "gemini"), "x", tools=[add])
+    assert result.halted_reason == "completed", result.error
+    ids = [c.id for c in result.steps[0].response.tool_calls]
+    assert len(set(ids)) == 2 and [m.tool_call_id for m in result.thread.messages if m.role == "tool"] == ids
+    parts = [p for c in emu.requests[1].json["contents"] for p in c["parts"]]
+    answers = [p["functionResponse"] for p in parts if "functionResponse" in p]
+    assert answers == [{"name": "add", "response": {"result": 3}}, {"name": "add", "response": {"result": 7}}]

@@ -465,3 +465,17 @@ def test_the_same_observable_replays_per_subscription() -> None:
     first = record_events(chat, TestScheduler())
     second = record_events(chat, TestScheduler())
     assert timeline_of(first) == timeline_of(second)
+
+
+@pytest.mark.asyncio
+async def test_cancelling_the_awaiting_task_disposes_the_chat() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    requests: list[Any] = []
+    eng = engine([call("hang"), ("finish", "tool_calls")], FINAL_STEP, record=requests)
+    task = asyncio.ensure_future(allm.chat(eng, "x", tools=[hanging_tool(started, cancelled)]))
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(cancelled.wait(), 5)
+    assert len(requests) == 1

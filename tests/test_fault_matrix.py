@@ -41,6 +41,9 @@ KEY = "fault-matrix-key-5d1c9e7a3b"
 TEXT = "one two three four"
 PARTIAL = "one two"  # what arrives before a fault injected after the second text frame
 HUGE_BYTES = 64 * 1024 * 1024
+# Above the default max_event_bytes (32 MiB): the case states the limit it needs — the line
+# plus its event's JSON (Responses repeats the text in ``response.completed``).
+HUGE_EVENT_LIMIT = HUGE_BYTES + 64 * 1024
 
 
 # -- the adapters under test ----------------------------------------------------------------
@@ -165,7 +168,12 @@ FAULTS: list[Fault] = [
     Fault("slow_headers", lambda t: Reply(text=TEXT, header_delay=5.0), {"request_timeout": 0.2}),
     _mid("malformed_json", lambda t: Reply(text=TEXT, malformed_after=t.fault_at)),
     _mid("invalid_utf8", lambda t: Reply(text=TEXT, invalid_utf8_after=t.fault_at)),
-    Fault("huge_line", lambda t: Reply(text=" end", huge_line_bytes=HUGE_BYTES), alone=True),
+    Fault(
+        "huge_line",
+        lambda t: Reply(text=" end", huge_line_bytes=HUGE_BYTES),
+        {"max_event_bytes": HUGE_EVENT_LIMIT},
+        alone=True,
+    ),
     _mid(
         "in_band_overloaded",
         lambda t: Reply(text=TEXT, error_after=t.fault_at, error_type=OVERLOADED.get(t.route, "UNAVAILABLE")),

@@ -14,7 +14,7 @@ from typing import Any
 
 from reactivex import Observable
 
-from rx_allm._loop import background_loop, running_loop
+from rx_allm._loop import background_loop, refuse_blocking, running_loop
 from rx_allm.chat.loop import stream_chat
 from rx_allm.collector import StreamCollector
 from rx_allm.conversation import ChatResult, StepResult, Thread, sum_usage
@@ -118,8 +118,7 @@ def chat_sync(
     engine: Engine, messages: Thread | Sequence[Message] | Message | str, **options: Any
 ) -> ChatResult:
     """:func:`chat` for synchronous code: the chat runs on the library's background loop."""
-    if running_loop() is not None:
-        raise RuntimeError("chat_sync() would block the running event loop; use `await chat(...)`")
+    refuse_blocking("chat_sync()")
     future = asyncio.run_coroutine_threadsafe(chat(engine, messages, **options), background_loop())
     try:
         while True:

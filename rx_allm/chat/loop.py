@@ -15,9 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 from reactivex.scheduler import VirtualTimeScheduler
 
 from rx_allm._loop import loop_for_subscription
@@ -102,21 +100,34 @@ def stream_chat(
     )
     first_step = plan.step(thread)  # built now: the first request's pre-flight errors raise here
 
-    def subscribe(
-        observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
-        run = ChatRun(plan, first_step, observer, scheduler)
-        run.begin_step()
-        return Disposable(run.dispose)
+    return ChatObservable(plan, first_step)
 
-    return reactivex.create(subscribe)
+
+class ChatObservable(Observable[Event]):
+    """The cold Observable of a chat: each subscription runs its own :class:`ChatRun`."""
+
+    def __init__(self, plan: ChatPlan, first_step: Observable[Event]) -> None:
+        super().__init__()
+        self._plan = plan
+        self._first_step = first_step
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        run = ChatRun(self._plan, self._first_step, observer, scheduler)
+        run.begin_step()
+        return run
 
 
 _NO_RESPONSE = Response()
 
 
-class ChatRun:
-    """One subscription's conversation: a small state machine driven by step and tool completions."""
+class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
+    """One subscription's conversation: a small state machine driven by step and tool completions.
+
+    It observes the step in flight (``on_next`` / ``on_error`` / ``on_completed``) and is
+    the subscription's disposable.
+    """
 
     def __init__(
         self,
@@ -155,23 +166,24 @@ class ChatRun:
             self.fail(exc)
             return
         self.collector = StreamCollector()
-        subscription = source.subscribe(
-            on_next=self._step_event,
-            on_error=self.fail,
-            on_completed=self._step_done,
-            scheduler=self.scheduler,
-        )
+        subscription = source.subscribe(self, scheduler=self.scheduler)
         if self.ended:
             subscription.dispose()
         else:
             self.step_subscription = subscription
 
-    def _step_event(self, event: Event) -> None:
+    def on_next(self, event: Event) -> None:
+        """An event of the step in flight: folded, and passed on when the filters keep it."""
         self.collector.apply(event)
         if self.plan.keep(event):
             self.observer.on_next(event)
 
-    def _step_done(self) -> None:
+    def on_error(self, error: Exception) -> None:
+        """The step in flight failed: the chat fails with the same error."""
+        self.fail(error)
+
+    def on_completed(self) -> None:
+        """The step in flight completed."""
         # The step may end on any thread (a sync Fake ends on the subscriber's): the rest of
         # the step runs on the runner's context, where every tool completion arrives too.
         if not self.ended:

@@ -13,21 +13,27 @@ from rx_allm._classify import ErrorDialect
 from rx_allm._redact import remember_secret
 from rx_allm._transport import HttpCall
 from rx_allm.adapter import Emit, StreamMapper, StreamOptions, parse_arguments
-from rx_allm.errors import AdapterError
+from rx_allm.errors import AdapterError, ValidationError
 from rx_allm.models import Message, Tool, ToolCall
 
 
 def resolve_api_key(provider: str, opts: StreamOptions, env_vars: Sequence[str]) -> str:
     """The call's ``api_key``, else ``adapter_opts["api_key"]``, else the first set env var.
 
-    Raises ``AdapterError("authentication_failed")`` (pre-flight) when none is set.
+    The key is stripped of surrounding whitespace (as HTTP trims header values, and so as
+    servers echo it). Raises ``AdapterError("authentication_failed")`` (pre-flight) when none
+    is set, and ``ValidationError`` (``api_key``: ``inner_whitespace``) for a key with
+    whitespace inside, which no provider issues: a key pasted together with something else.
     """
     candidates: list[Any] = [opts.api_key, opts.adapter_opts.get("api_key")]
     candidates += [os.environ.get(name) for name in env_vars]
     for value in candidates:
         key = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if isinstance(key, str) and key:
+        if isinstance(key, str) and key.strip():
+            key = key.strip()
             remember_secret(key)
+            if any(char.isspace() for char in key):
+                raise ValidationError("invalid_request", errors=[("api_key", "inner_whitespace")])
             return key
     names = " or ".join(env_vars)
     raise AdapterError(
@@ -60,6 +66,8 @@ def http_call(
         dialect=dialect,
         stream_timeout=opts.stream_timeout,
         request_timeout=opts.request_timeout,
+        total_timeout=opts.total_timeout,
+        max_event_bytes=opts.max_event_bytes,
         session=opts.adapter_opts.get("session"),
     )
 

@@ -350,7 +350,13 @@ class _Run(abc.DisposableBase):
                 self._end("error")
                 observer.on_error(step.make())
                 return
-            observer.on_next(step)
+            try:
+                observer.on_next(step)
+            except Exception as exc:  # a subscriber raised: its exception ends the stream for every sink
+                if not self.ended:
+                    self._end("error")
+                    observer.on_error(exc)
+                return
         if not self.ended:
             self._end("completed")
             observer.on_completed()
