@@ -15,6 +15,7 @@ the ``stop`` -> ``tool_calls`` promotion) lives here once.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -26,16 +27,24 @@ from reactivex import Observable
 from rx_allm._sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent
 from rx_allm.errors import StreamError
 from rx_allm.events import (
+    META_MODEL,
+    META_NATIVE_FINISH_REASON,
+    META_PROVIDER,
+    META_RESPONSE_ID,
     Event,
     MessageCompleted,
     MessageStarted,
+    TextCompleted,
     TextDelta,
     ToolCallCompleted,
     ToolCallDelta,
     ToolCallStarted,
+    reasoning_completed,
+    reasoning_delta,
+    refusal_delta,
     usage_chunk,
 )
-from rx_allm.models import FinishReason, Message, Request, Usage
+from rx_allm.models import FinishReason, Message, Reasoning, Request, Usage
 
 Emit = Callable[[Event], None]
 Handler = Callable[[Any, dict[str, Any]], None]
@@ -141,6 +150,17 @@ class _Call:
         return self.final if self.final else "".join(self.raw)
 
 
+class _Block:
+    """A text or reasoning block being streamed: its id and its text so far."""
+
+    __slots__ = ("id", "key", "parts")
+
+    def __init__(self, block_id: str, key: Any) -> None:
+        self.id = block_id
+        self.key = key
+        self.parts: list[str] = []
+
+
 def on(*names: str) -> Callable[[_H], _H]:
     """Mark a :class:`StreamMapper` method as the handler of the frames called ``names``."""
 
@@ -160,6 +180,16 @@ class StreamMapper:
     Subclasses may override :meth:`start` (events at open) and :meth:`end` (at EOF).
     ``finished`` becomes True once ``message_completed`` was emitted; the transport then
     stops reading.
+
+    The vocabulary every mapper speaks through these helpers: ``message_started`` is
+    announced (:meth:`announce`) before the first other event, with the ``META_*`` keys
+    known by then; text arrives in blocks with ids (:meth:`text_delta`), each closed by
+    one ``text_completed`` (:meth:`close_text`, also implied by a tool call, reasoning or
+    the end); reasoning streams as ``raw_chunk(kind="reasoning_delta")`` per block
+    (:meth:`reasoning_delta`) and ends as a :class:`~rx_allm.models.Reasoning` in
+    ``Message.reasoning`` (:meth:`close_reasoning`); a refusal streams as
+    ``raw_chunk(kind="refusal_delta")``, lands in ``Message.refusal`` and finishes the
+    message with ``content_filter``.
     """
 
     provider = "provider"
@@ -176,6 +206,7 @@ class StreamMapper:
     def __init__(self, emit: Emit) -> None:
         self.emit = emit
         self.finished = False
+        self.started = False  # message_started was emitted
         self.index = 0  # SSE events seen, for StreamError.event_index
         self.text: list[str] = []
         self.calls: dict[Any, _Call] = {}
@@ -184,12 +215,17 @@ class StreamMapper:
         self.finish: FinishReason | None = None
         self.terminal_seen = False  # the provider's terminal marker arrived
         self.message_metadata: dict[str, Any] = {}
-        self.completion_metadata: dict[str, Any] = {}
+        self.completion_metadata: dict[str, Any] = {META_PROVIDER: self.provider}
+        self.reasoning: list[Reasoning] = []
+        self.refusal: str | None = None
+        self._text_block: _Block | None = None
+        self._thoughts: dict[Any, _Block] = {}
+        self._prefix = secrets.token_hex(4)
+        self._blocks = 0
 
     # -- transport hooks -----------------------------------------------------
     def start(self) -> None:
-        """Called once the response is an SSE stream: most providers announce the message here."""
-        self.emit(MessageStarted())
+        """Called once the response is an SSE stream (the message is announced with its first event)."""
 
     def feed(self, event: SSEEvent) -> None:
         """Count and map one SSE event (the count is ``StreamError.event_index``)."""
@@ -242,14 +278,90 @@ class StreamMapper:
             )
         return value
 
-    def text_delta(self, delta: Any) -> None:
-        """Emit a non-empty text fragment."""
+    def announce(self, response_id: Any = None, model: Any = None) -> None:
+        """Record the reply's id and model (the first non-empty values win); emit ``message_started`` once."""
+        meta = self.completion_metadata
+        for key, value in ((META_RESPONSE_ID, response_id), (META_MODEL, model)):
+            if isinstance(value, str) and value and key not in meta:
+                meta[key] = value
+        if not self.started:
+            self.started = True
+            self.emit(MessageStarted(metadata=dict(meta)))
+
+    def set_finish(self, native: str, finish: FinishReason) -> None:
+        """The finish reason, with the provider's own value kept under ``META_NATIVE_FINISH_REASON``."""
+        self.finish = finish
+        self.completion_metadata[META_NATIVE_FINISH_REASON] = native
+
+    def _block_id(self, kind: str) -> str:
+        self._blocks += 1
+        return f"{kind}_{self._prefix}_{self._blocks}"
+
+    def text_delta(self, delta: Any, key: Any = None, block_id: str | None = None) -> None:
+        """Emit a non-empty text fragment of the block ``key`` (a new key or ``block_id`` opens one)."""
+        if not isinstance(delta, str) or not delta:
+            return
+        block = self._text_block
+        if block is None or (key is not None and key != block.key) or (block_id and block_id != block.id):
+            if not self.started:
+                self.announce()
+            self.close_text()
+            self.close_all_reasoning()
+            block = self._text_block = _Block(block_id or self._block_id("text"), key)
+        block.parts.append(delta)
+        self.text.append(delta)
+        self.emit(_new_text_delta({"id": block.id, "delta": delta}))
+
+    def close_text(self) -> None:
+        """End the open text block with its ``text_completed`` (nothing when none is open)."""
+        block, self._text_block = self._text_block, None
+        if block is not None:
+            self.emit(TextCompleted(id=block.id, text="".join(block.parts)))
+
+    def reasoning_delta(self, key: Any, delta: Any, block_id: str | None = None) -> None:
+        """Emit a non-empty fragment of the reasoning block ``key`` (opened on first use)."""
         if isinstance(delta, str) and delta:
-            self.text.append(delta)
-            self.emit(_new_text_delta({"delta": delta}))
+            block = self._thought(key, block_id)
+            block.parts.append(delta)
+            self.emit(reasoning_delta(block.id, delta))
+
+    def _thought(self, key: Any, block_id: str | None) -> _Block:
+        block = self._thoughts.get(key)
+        if block is None:
+            if not self.started:
+                self.announce()
+            self.close_text()
+            block = self._thoughts[key] = _Block(block_id or self._block_id("reasoning"), key)
+        return block
+
+    def close_reasoning(self, key: Any, **fields: Any) -> None:
+        """End the reasoning block ``key`` into ``Message.reasoning`` (``fields``: signature, id, ...)."""
+        block = self._thoughts.pop(key, None) or _Block(fields.get("id") or self._block_id("reasoning"), key)
+        text = fields.pop("text", None) or "".join(block.parts)
+        kept = {name: value for name, value in fields.items() if isinstance(value, str) and value}
+        reasoning = Reasoning(text=text, provider=self.provider, **kept)
+        self.reasoning.append(reasoning)
+        self.emit(reasoning_completed(block.id, reasoning))
+
+    def close_all_reasoning(self) -> None:
+        """End every open reasoning block (the answer or a tool call begins)."""
+        for key in list(self._thoughts):
+            self.close_reasoning(key)
+
+    def refusal_delta(self, delta: Any) -> None:
+        """Emit a non-empty fragment of the provider's refusal text."""
+        if isinstance(delta, str) and delta:
+            if not self.started:
+                self.announce()
+            self.refusal = (self.refusal or "") + delta
+            self.emit(refusal_delta(delta))
 
     def open_call(self, key: Any, call_id: str, name: str) -> _Call:
         """Register a tool call under the provider's key and announce it."""
+        if not self.started:
+            self.announce()
+        self.close_text()
+        self.close_all_reasoning()
         call = _Call(call_id, name)
         self.calls[key] = call
         self.emit(ToolCallStarted(id=call_id, name=name))
@@ -282,13 +394,18 @@ class StreamMapper:
         self.usage = usage
 
     def complete(self) -> None:
-        """Emit the usage chunk and the one ``message_completed`` (promoting stop → tool_calls).
+        """Close open blocks, emit the usage chunk and the one ``message_completed``.
 
-        Calls not completed yet are completed here, in first-seen order, after those
-        completed while streaming.
+        ``stop`` is promoted to ``tool_calls`` when the message has tool calls, and a refusal
+        finishes with ``content_filter``. Calls not completed yet are completed here, in
+        first-seen order, after those completed while streaming.
         """
         if self.finished:
             return
+        if not self.started:
+            self.announce()
+        self.close_all_reasoning()
+        self.close_text()
         for call in self.calls.values():
             if not call.done:
                 self.complete_call(call)
@@ -298,10 +415,14 @@ class StreamMapper:
         finish = self.finish
         if tool_calls and finish == "stop":
             finish = "tool_calls"
+        if self.refusal is not None:
+            finish = "content_filter"
         message = Message(
             role="assistant",
             content="".join(self.text),
             tool_calls=tool_calls,
+            reasoning=self.reasoning,
+            refusal=self.refusal,
             metadata=self.message_metadata,
         )
         self.finished = True

@@ -36,7 +36,9 @@ class StreamCollector:
     kept in first-seen order (started puts, deltas append raw arguments,
     completed replaces); a usage ``raw_chunk`` replaces the usage;
     ``message_completed`` sets the message, a non-None finish reason and merges
-    its metadata; an error sets ``finish_reason="error"``. With an
+    its metadata, and makes the Response complete (``ok``); an error sets
+    ``finish_reason="error"``. Without either the Response is *unfinished*
+    (``status == "unfinished"``, ``ok`` False). With an
     ``output_type`` (a pydantic class), the completed message's text is
     validated into ``Response.output`` (a failure becomes
     ``ValidationError("invalid_output")`` in ``Response.error``).
@@ -117,6 +119,7 @@ class StreamCollector:
             message=message,
             output_text=text,
             tool_calls=calls,
+            completed=self._message is not None,
             finish_reason=self._finish,
             usage=self._usage or Usage(),
             error=error,

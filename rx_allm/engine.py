@@ -1,7 +1,12 @@
 """``Engine``: which adapter to use, its options, and call defaults.
 
 An engine whose adapter is a registered name (``"fake"``, ``"openai"``,
-``"anthropic"``, ``"gemini"``) is plain data and round-trips through JSON. API
+``"anthropic"``, ``"gemini"``) is plain data and round-trips through JSON. A
+``"module:Class"`` adapter string never imports a module by itself: it resolves when
+the module is already imported, when the path is registered, or when the engine was
+validated with ``context={"allow_imports": True}`` (which imports it then), so an
+engine loaded from untrusted JSON cannot make the program import code. Unknown engine
+fields raise :class:`~rx_allm.errors.EngineError` naming the nearest field. API
 keys given in ``adapter_opts`` (or ``params``) are held as ``SecretStr`` and never
 serialized, neither to JSON nor by pickle; a ``session`` or any other live object is
 left out of the serialized form.
@@ -11,15 +16,28 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import re
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from rx_allm.adapter import StreamAdapter
 from rx_allm.errors import EngineError
 from rx_allm.models import Tool
+from rx_allm.strict import suggestion
 
 _REGISTRY: dict[str, Any] = {
     "fake": "rx_allm.providers.fake:Fake",
@@ -51,14 +69,37 @@ def _path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _import(path: str) -> Any:
-    module, _, attr = path.partition(":")
+_IDENTIFIERS = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
+_IMPORT_PATH = re.compile(rf"{_IDENTIFIERS}:{_IDENTIFIERS}")
+
+
+def _checked_path(path: str) -> str:
+    if not _IMPORT_PATH.fullmatch(path):
+        raise EngineError(
+            "missing_adapter", f"malformed adapter path {path!r}: expected 'package.module:Class'"
+        )
+    return path.partition(":")[0]
+
+
+def _import(path: str, *, trusted: bool) -> Any:
+    """The object a ``"module:Class"`` path names; an untrusted path never imports its module."""
+    module_name = _checked_path(path)
+    attr = path.partition(":")[2]
+    if not trusted and module_name not in sys.modules:
+        raise EngineError(
+            "missing_adapter",
+            f"adapter {path!r} is in a module that is not imported: import it first, register the "
+            "adapter with rx_allm.register_adapter(), or validate the engine with "
+            "context={'allow_imports': True}",
+        )
     try:
-        target: Any = importlib.import_module(module)
+        target: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
         raise EngineError("missing_adapter", f"cannot import adapter {path!r}: {exc}") from None
+    if not callable(getattr(target, "stream", None)):
+        raise EngineError("missing_stream_adapter", f"{path!r} is not an adapter (no stream(request, opts))")
     return target
 
 
@@ -74,11 +115,12 @@ def resolve_adapter(adapter: object) -> StreamAdapter:
         cached = _instances.get(adapter)
         if cached is not None:
             return cached
+        registered = adapter in _REGISTRY or adapter in _REGISTRY.values()
         target = _REGISTRY.get(adapter, adapter if ":" in adapter else None)
         if target is None:
-            known = ", ".join(sorted(_REGISTRY))
-            raise EngineError("missing_adapter", f"no adapter registered as {adapter!r} (known: {known})")
-        instance = _instantiate(_import(target) if isinstance(target, str) else target)
+            hint = suggestion(adapter, _REGISTRY)
+            raise EngineError("missing_adapter", f"no adapter registered as {adapter!r} ({hint})")
+        instance = _instantiate(_import(target, trusted=registered) if isinstance(target, str) else target)
         resolved = _check_stream(instance)
         _instances[adapter] = resolved
         return resolved
@@ -110,6 +152,26 @@ class Engine(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
     _calls: Iterator[int] = PrivateAttr(default_factory=itertools.count)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in data:
+                if name not in cls.model_fields:
+                    raise EngineError(
+                        "invalid_engine",
+                        f"Engine has no field {name!r}; {suggestion(str(name), cls.model_fields)}",
+                    )
+        return data
+
+    @field_validator("adapter")
+    @classmethod
+    def _allowed_import(cls, adapter: Any, info: ValidationInfo) -> Any:
+        allowed = isinstance(info.context, dict) and info.context.get("allow_imports") is True
+        if allowed and isinstance(adapter, str) and ":" in adapter and adapter not in _REGISTRY:
+            _import(adapter, trusted=True)  # the caller opted in: import the module now
+        return adapter
 
     @field_validator("adapter_opts", "params")
     @classmethod

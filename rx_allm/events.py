@@ -4,6 +4,11 @@ Payload fields are open for additions; adding a new ``type`` is a breaking chang
 Eight stream events come from adapters; seven orchestration events come from the chat
 layer (:mod:`rx_allm.chat`). ``parse_event`` turns the JSON form (``event.model_dump(mode="json")``) back into
 the typed event.
+
+The metadata keys every adapter uses on ``message_started``/``message_completed``
+(``META_*``), the ``ToolCall.metadata`` keys (:data:`THOUGHT_SIGNATURE`, :data:`ITEM_ID`)
+and the ``raw_chunk`` kinds of the shared vocabulary (:data:`REASONING_DELTA`,
+:data:`REASONING_COMPLETED`, :data:`REFUSAL_DELTA`) are constants here.
 """
 
 from __future__ import annotations
@@ -13,7 +18,37 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from rx_allm.conversation import ChatResult, Thread, ToolOutcome
-from rx_allm.models import FinishReason, Message, Response, ToolCall, Usage
+from rx_allm.models import FinishReason, Message, Reasoning, Response, ToolCall, Usage
+
+# -- metadata keys (message_started / message_completed ``metadata``) -------------------
+#: The adapter's name (``"openai"``, ``"anthropic"``, ``"gemini"``, ``"fake"``, ...): on both events.
+META_PROVIDER = "provider"
+#: The provider's id of the reply (Chat Completions ``id``, Responses ``resp_`` id, Anthropic
+#: ``msg_`` id, Gemini ``responseId``): on both events once the provider sent it.
+META_RESPONSE_ID = "response_id"
+#: The model the provider says answered (its version string).
+META_MODEL = "model"
+#: The provider's own finish value, verbatim (``"stop"``, ``"completed"`` or an incomplete
+#: reason, ``"end_turn"``, ``"STOP"``, ...): on ``message_completed`` whenever one was sent.
+META_NATIVE_FINISH_REASON = "native_finish_reason"
+#: Anthropic: the stop sequence that ended the reply.
+META_STOP_SEQUENCE = "stop_sequence"
+#: Anthropic: ``stop_details`` of a refusal (``category``, ``explanation``).
+META_STOP_DETAILS = "stop_details"
+
+# -- ToolCall.metadata keys -------------------------------------------------------------
+#: Gemini: the call's ``thoughtSignature``, echoed on its ``functionCall`` part in the next request.
+THOUGHT_SIGNATURE = "thought_signature"
+#: OpenAI Responses: the ``function_call`` output item id (``fc_...``), sent back with its reasoning.
+ITEM_ID = "item_id"
+
+# -- raw_chunk kinds of the shared vocabulary -----------------------------------------------
+#: ``data={"id": <reasoning block id>, "delta": <text>}``: reasoning text as it streams.
+REASONING_DELTA = "reasoning_delta"
+#: ``data={"id": <reasoning block id>, "reasoning": <Reasoning as a JSON dict>}``: a block ended.
+REASONING_COMPLETED = "reasoning_completed"
+#: ``data={"delta": <text>}``: refusal text as it streams (the whole text ends in ``Message.refusal``).
+REFUSAL_DELTA = "refusal_delta"
 
 
 class _Event(BaseModel):
@@ -37,7 +72,7 @@ class TextDelta(_Event):
 
 
 class TextCompleted(_Event):
-    """The full text of one text block (Fake, Anthropic)."""
+    """The full text of one text block, after its deltas (every adapter; same ``id`` as its deltas)."""
 
     type: Literal["text_completed"] = "text_completed"
     id: str | None = None
@@ -214,7 +249,36 @@ def usage_chunk(usage: Usage) -> RawChunk:
     return RawChunk(kind="usage", data=usage)
 
 
+def reasoning_delta(block_id: str, delta: str) -> RawChunk:
+    """A fragment of reasoning text of the block ``block_id``."""
+    return RawChunk(kind=REASONING_DELTA, data={"id": block_id, "delta": delta})
+
+
+def reasoning_completed(block_id: str, reasoning: Reasoning) -> RawChunk:
+    """The end of the reasoning block ``block_id`` with everything kept of it."""
+    return RawChunk(
+        kind=REASONING_COMPLETED,
+        data={"id": block_id, "reasoning": reasoning.model_dump(mode="json", exclude_none=True)},
+    )
+
+
+def refusal_delta(delta: str) -> RawChunk:
+    """A fragment of the provider's refusal text."""
+    return RawChunk(kind=REFUSAL_DELTA, data={"delta": delta})
+
+
 __all__ = [
+    "ITEM_ID",
+    "META_MODEL",
+    "META_NATIVE_FINISH_REASON",
+    "META_PROVIDER",
+    "META_RESPONSE_ID",
+    "META_STOP_DETAILS",
+    "META_STOP_SEQUENCE",
+    "REASONING_COMPLETED",
+    "REASONING_DELTA",
+    "REFUSAL_DELTA",
+    "THOUGHT_SIGNATURE",
     "AskUserRequested",
     "ChatCompleted",
     "Event",
@@ -233,5 +297,8 @@ __all__ = [
     "ToolHalt",
     "ToolResultEncoded",
     "parse_event",
+    "reasoning_completed",
+    "reasoning_delta",
+    "refusal_delta",
     "usage_chunk",
 ]

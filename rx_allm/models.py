@@ -20,6 +20,33 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"
 ResponseFormat = str | dict[str, Any] | type[BaseModel]
 
 
+#: Where a fold stands: ``message_completed`` seen, a terminal error, or neither (yet).
+ResponseStatus = Literal["completed", "error", "unfinished"]
+
+
+class Reasoning(BaseModel):
+    """One piece of the model's reasoning, in one shape for every provider.
+
+    ``text`` is the readable reasoning (Anthropic thinking, a Responses reasoning summary,
+    Gemini thought summaries, a compatible server's ``reasoning_content``). The other fields
+    are what the provider needs back to continue the conversation, kept verbatim:
+    ``signature`` (Anthropic thinking signature; Gemini's ``thoughtSignature`` on a text
+    part), ``redacted`` (Anthropic ``redacted_thinking`` data), ``id`` and
+    ``encrypted_content`` (OpenAI Responses reasoning item). ``provider`` is the adapter
+    that produced it: request builders send it back only to that provider and drop it
+    for the others.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+    id: str | None = None
+    encrypted_content: str | None = None
+    provider: str | None = None
+
+
 class ToolCall(BaseModel):
     """A call the model asked for: ``arguments`` parsed, ``raw_arguments`` as sent."""
 
@@ -33,7 +60,12 @@ class ToolCall(BaseModel):
 
 
 class Message(BaseModel):
-    """One conversation turn. ``role`` is one of system/user/assistant/tool."""
+    """One conversation turn. ``role`` is one of system/user/assistant/tool.
+
+    An assistant message from a stream also carries ``reasoning`` (in order, with what the
+    provider needs to continue) and ``refusal``: the provider's refusal text when it
+    declined to answer (``None`` otherwise; ``""`` when it refused without a text).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -42,6 +74,8 @@ class Message(BaseModel):
     name: str | None = None
     tool_call_id: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    reasoning: list[Reasoning] = Field(default_factory=list)
+    refusal: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -69,10 +103,10 @@ class Request(BaseModel):
 
     ``response_format`` is ``"text"``, ``"json_object"``, a ``json_schema`` dict, or a
     pydantic model class (sent as the provider's strict JSON schema; serialized as that
-    ``json_schema`` dict).
+    ``json_schema`` dict). Unknown fields are refused: a typo must not vanish.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     messages: list[Message]
     model: str | None = None
@@ -113,10 +147,13 @@ class Response(BaseModel):
     ``"error"``, ``error`` holds the typed error and the partial output is kept.
     With ``response_format=Model``, ``output`` is the final text validated into
     ``Model``; text that does not validate leaves it None and sets ``error`` to
-    ``ValidationError("invalid_output")`` (the provider's ``finish_reason`` is kept).
+    ``ValidationError("invalid_output")`` (the provider's ``finish_reason`` is kept). A fold
+    that saw neither ``message_completed`` nor an error (nothing folded yet, a stream cut
+    by ``take_until``) is *unfinished*: ``completed`` is False and ``ok`` is False.
     """
 
     message: Message = Field(default_factory=lambda: Message(role="assistant"))
+    completed: bool = False
     output_text: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: FinishReason | None = None
@@ -128,8 +165,25 @@ class Response(BaseModel):
 
     @property
     def ok(self) -> bool:
-        """True when the stream completed without an error."""
-        return self.error is None
+        """True once ``message_completed`` was folded and no error was."""
+        return self.completed and self.error is None
+
+    @property
+    def status(self) -> ResponseStatus:
+        """``"completed"``, ``"error"`` or ``"unfinished"`` (see the class docstring)."""
+        if self.error is not None:
+            return "error"
+        return "completed" if self.completed else "unfinished"
+
+    @property
+    def refusal(self) -> str | None:
+        """The provider's refusal text (``finish_reason`` is then ``"content_filter"``), else None."""
+        return self.message.refusal
+
+    @property
+    def reasoning(self) -> list[Reasoning]:
+        """The reply's reasoning (``message.reasoning``)."""
+        return self.message.reasoning
 
 
 # -- constructors ------------------------------------------------------------
@@ -166,23 +220,32 @@ def tool(*, name: str, description: str = "", schema: dict[str, Any] | None = No
 
 
 def request(messages: list[Message], **fields: Any) -> Request:
-    """Build a :class:`Request`; a malformed field raises :class:`rx_allm.ValidationError`."""
+    """Build a :class:`Request`; a malformed or unknown field raises :class:`rx_allm.ValidationError`."""
     import pydantic
 
-    from rx_allm.errors import ValidationError
+    from rx_allm.strict import unknown_names
 
     try:
         return Request(messages=messages, **fields)
     except pydantic.ValidationError as exc:
-        errors = [(".".join(str(p) for p in e["loc"]) or "request", e["type"]) for e in exc.errors()]
+        errors = [
+            (".".join(str(p) for p in e["loc"]) or "request", e["type"])
+            for e in exc.errors()
+            if e["type"] != "extra_forbidden"
+        ]
+        errors += unknown_names(
+            [k for k in fields if k not in Request.model_fields], Request.model_fields, "field"
+        )
         raise ValidationError("invalid_request", errors=errors) from None
 
 
 __all__ = [
     "FinishReason",
     "Message",
+    "Reasoning",
     "Request",
     "Response",
+    "ResponseStatus",
     "Role",
     "Tool",
     "ToolCall",

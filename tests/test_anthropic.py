@@ -19,6 +19,10 @@ from helpers import events_of, fixture_bytes, hello, of_type, usage_chunks
 import rx_allm as allm
 from rx_allm.errors import AdapterError, EngineError, StreamError
 from rx_allm.events import (
+    META_NATIVE_FINISH_REASON,
+    META_RESPONSE_ID,
+    REASONING_COMPLETED,
+    REASONING_DELTA,
     MessageCompleted,
     MessageStarted,
     RawChunk,
@@ -28,6 +32,7 @@ from rx_allm.events import (
     ToolCallDelta,
     ToolCallStarted,
 )
+from rx_allm.models import Reasoning
 from rx_allm.providers.anthropic import build_body
 from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 from rx_allm.testing.wire import split_frames
@@ -69,7 +74,7 @@ async def test_text_fixture(emulator: ProviderEmulator, seed: int, max_chunk: in
     events, error = await events_of(engine(emulator))
     assert error is None
     assert isinstance(events[0], MessageStarted)
-    assert events[0].metadata["provider_id"] == "msg_01XFDUDYJgAACzvnptvVoYEL"
+    assert events[0].metadata[META_RESPONSE_ID] == "msg_01XFDUDYJgAACzvnptvVoYEL"
     assert [e.delta for e in of_type(events, TextDelta)] == ["Bonjour", " !", " Ça", " va", " ? 👋"]
     assert [e.text for e in of_type(events, TextCompleted)] == [TEXT]
     (usage,) = usage_chunks(events)
@@ -79,7 +84,7 @@ async def test_text_fixture(emulator: ProviderEmulator, seed: int, max_chunk: in
     done = events[-1]
     assert isinstance(done, MessageCompleted)
     assert (done.message.content, done.finish_reason) == (TEXT, "stop")
-    assert done.metadata["raw_finish_reason"] == "end_turn"
+    assert done.metadata[META_NATIVE_FINISH_REASON] == "end_turn"
 
     response = await allm.generate(engine(emulator), hello())
     assert (response.ok, response.output_text, response.finish_reason) == (True, TEXT, "stop")
@@ -119,16 +124,14 @@ async def test_thinking_fixture(emulator: ProviderEmulator, seed: int, max_chunk
     events, error = await events_of(engine(emulator))
     assert error is None
     raw = [e for e in of_type(events, RawChunk) if e.kind != "usage"]
-    assert [e.kind for e in raw] == ["thinking_start"] + ["thinking_delta"] * 3 + ["thinking_signature"]
-    assert raw[0].data == {"index": 0}
-    assert "".join(e.data["delta"] for e in raw[1:4]) == THINKING
-    assert raw[4].data == {"index": 0, "signature": SIGNATURE}
+    assert [e.kind for e in raw] == [REASONING_DELTA] * 3 + [REASONING_COMPLETED]
+    assert "".join(e.data["delta"] for e in raw[:3]) == THINKING
+    assert raw[3].data["reasoning"] == {"text": THINKING, "signature": SIGNATURE, "provider": "anthropic"}
     assert "".join(e.delta for e in of_type(events, TextDelta)) == TEXT  # thinking is not text
 
     response = await allm.generate(engine(emulator), hello())
     assert (response.output_text, response.finish_reason) == (TEXT, "stop")
-    block = {"type": "thinking", "thinking": THINKING, "signature": SIGNATURE}
-    assert response.message.metadata["thinking"] == [block]
+    assert response.message.reasoning == [Reasoning(text=THINKING, signature=SIGNATURE, provider="anthropic")]
     assert (response.usage.input_tokens, response.usage.output_tokens) == (37, 58)
 
 
@@ -189,8 +192,9 @@ async def test_scripted_thinking_round_trip(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(text="42.", thinking="Let me think about it.", finish="length"))
     response = await allm.generate(engine(emulator), hello())
     assert (response.output_text, response.finish_reason) == ("42.", "length")
-    (block,) = response.message.metadata["thinking"]
-    assert block["thinking"] == "Let me think about it." and block["signature"].startswith("Eq")
+    (reasoning,) = response.message.reasoning
+    assert reasoning.text == "Let me think about it." and (reasoning.signature or "").startswith("Eq")
+    block = {"type": "thinking", "thinking": reasoning.text, "signature": reasoning.signature}
 
     follow_up = allm.request([allm.user("Q?"), response.message, allm.user("And?")])
     emulator.enqueue(Reply(text="ok"))

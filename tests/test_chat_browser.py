@@ -19,6 +19,7 @@ from browser_support import WAIT_MS, chromium
 from helpers import openai_engine
 from ui_support import answer
 
+import rx_allm as allm
 from rx_allm.chat.demo_tools import DEMO_TOOLS
 from rx_allm.testing import ProviderEmulator
 from rx_allm.ui.server import start, url_of
@@ -90,7 +91,7 @@ async def test_send_tokens_tool_call_and_a_second_turn(
 
 
 @pytest.mark.asyncio
-async def test_stop_cancels_upstream_and_a_second_tab_follows(
+async def test_refresh_resumes_a_second_tab_follows_and_stop_cancels_upstream(
     served: tuple[ProviderEmulator, str], browser: Any
 ) -> None:
     emulator, url = served
@@ -102,6 +103,13 @@ async def test_stop_cancels_upstream_and_a_second_tab_follows(
     )
     shared = str(await page.get_attribute("#share", "href"))
     assert shared.startswith("#chat-")
+
+    await page.reload()  # the page's POST closes; the reply keeps running and the page follows it again
+    await page.wait_for_function(
+        "(document.querySelector('article.assistant .text') || {}).textContent?.includes('token8')"
+    )
+    assert await page.text_content("article.user") == "Tell me a long story"
+    assert emulator.posts() == 1 and emulator.disconnects == []
 
     follower = await browser.new_page()
     await follower.goto(url + shared)
@@ -116,7 +124,7 @@ async def test_stop_cancels_upstream_and_a_second_tab_follows(
     await follower.close()
     assert emulator.disconnects == []
 
-    await page.click("#stop")
+    await page.click("#stop")  # Stop is for every viewer: the provider sees the close at once
     await emulator.wait_for_disconnects(1, timeout=WAIT_MS / 1000)
     assert [d.request_index for d in emulator.disconnects] == [0]
     assert await page.is_enabled("#send")
@@ -129,3 +137,30 @@ async def test_stop_cancels_upstream_and_a_second_tab_follows(
     await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
     assert "You asked: “hello”" in await assistant_text(page, 1)
     assert emulator.posts() == 2  # one POST per reply: Stop never re-sent the first
+
+
+@pytest.mark.asyncio
+async def test_reasoning_shows_collapsed_and_opens(browser: Any) -> None:
+    script = [
+        ("raw_chunk", "reasoning_delta", {"id": "r1", "delta": "The user wants a product. "}),
+        ("raw_chunk", "reasoning_delta", {"id": "r1", "delta": "6 times 7 is 42."}),
+        ("text", "It is 42."),
+        ("finish", "stop"),
+    ]
+    runner = await start(allm.Engine(adapter="fake", adapter_opts={"script": script}))
+    try:
+        page = await browser.new_page()
+        await page.goto(url_of(runner))
+        await ask(page, "What is 6 times 7?")
+        await page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'done'")
+        reasoning = page.locator("article.assistant details.reasoning")
+        assert await reasoning.get_attribute("open") is None  # collapsed
+        assert await reasoning.locator("summary").text_content() == "Reasoning"
+        assert not await reasoning.locator("p").is_visible()
+        await reasoning.locator("summary").click()
+        assert await reasoning.locator("p").text_content() == "The user wants a product. 6 times 7 is 42."
+        assert await page.text_content("article.assistant .by") == "fake"  # the Fake has no model
+        assert "It is 42." in await assistant_text(page, 0)
+        await page.screenshot(path=str(IMAGES / "chat-reasoning.png"), full_page=True)
+    finally:
+        await runner.cleanup()

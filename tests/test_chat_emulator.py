@@ -94,7 +94,9 @@ async def test_a_two_step_tool_loop(provider: str) -> None:
     assert offered(provider, first) == offered(provider, second) == ["add"]
     calls, results = calls_and_results(provider, second)
     assert calls == ["call_1"] and results == [("call_1", "5")]
-    assert result.usage.input_tokens == 24  # the emulator's 12 per request, summed
+    per_step = [step.response.usage.input_tokens or 0 for step in result.steps]
+    assert len(per_step) == 2 and all(per_step)  # the emulator counts each request's text
+    assert result.usage.input_tokens == sum(per_step)  # summed over the steps
 
 
 @pytest.mark.asyncio

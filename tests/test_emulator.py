@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from rx_allm.testing.emulator import Disconnect, ProviderEmulator, RecordedRequest, Reply, ToolCallSpec
-from rx_allm.testing.wire import render_body, split_frames, split_text
+from rx_allm.testing.wire import estimate_tokens, render_body, split_frames, split_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wire"
 TEXT = "Bonjour ! Ça va ? 👋"
@@ -309,7 +309,7 @@ def test_finish_is_rendered_natively(provider: str, finish: str, native: str) ->
     else:
         assert last[-1]["type"] == "response.incomplete"
         assert last[-1]["response"]["incomplete_details"] == {"reason": native}
-        assert last[-1]["response"]["usage"]["output_tokens"] == 8
+        assert last[-1]["response"]["usage"]["output_tokens"] == estimate_tokens("Hello from the emulator.")
 
 
 def test_split_helpers() -> None:

@@ -18,6 +18,11 @@ from helpers import events_of, fixture_bytes, hello, of_type, usage_chunks
 import rx_allm as allm
 from rx_allm.errors import AdapterError, StreamError
 from rx_allm.events import (
+    META_NATIVE_FINISH_REASON,
+    META_RESPONSE_ID,
+    REASONING_COMPLETED,
+    REASONING_DELTA,
+    THOUGHT_SIGNATURE,
     MessageCompleted,
     MessageStarted,
     RawChunk,
@@ -25,6 +30,7 @@ from rx_allm.events import (
     ToolCallCompleted,
     ToolCallStarted,
 )
+from rx_allm.models import Reasoning
 from rx_allm.providers.gemini import SYNTHETIC_ID_PREFIX, build_body, check_supported
 from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 from rx_allm.testing.wire import split_frames
@@ -69,17 +75,17 @@ async def test_text_fixture(emulator: ProviderEmulator, seed: int, max_chunk: in
     assert isinstance(events[0], MessageStarted)
     assert [e.delta for e in of_type(events, TextDelta)] == ["Bonjour !", " Ça va ? 👋"]
     (usage,) = usage_chunks(events)
-    assert tokens(usage) == (9, 8, 24, 41)
+    assert tokens(usage) == (9, 32, 24, 41)  # output_tokens includes the 24 thought tokens
     assert usage.cached_input_tokens is None
     done = events[-1]
     assert isinstance(done, MessageCompleted) and isinstance(events[-2], RawChunk)
     assert (done.message.content, done.finish_reason) == (TEXT, "stop")
-    assert done.metadata["raw_finish_reason"] == "STOP"
-    assert done.metadata["provider_id"] == "kVqZaN7gK4mW1MkPq8-4uQc"
+    assert done.metadata[META_NATIVE_FINISH_REASON] == "STOP"
+    assert done.metadata[META_RESPONSE_ID] == "kVqZaN7gK4mW1MkPq8-4uQc"
 
     response = await allm.generate(engine(emulator), hello())
     assert (response.ok, response.output_text, response.finish_reason) == (True, TEXT, "stop")
-    assert tokens(response.usage) == (9, 8, 24, 41)
+    assert tokens(response.usage) == (9, 32, 24, 41)
 
 
 @pytest.mark.asyncio
@@ -93,7 +99,7 @@ async def test_function_call_fixture(emulator: ProviderEmulator, seed: int, max_
     assert kinds == ["tool_call_started", "tool_call_completed"] * 2  # back to back, per call
     first, second = of_type(events, ToolCallCompleted)
     assert (first.name, first.arguments) == ("get_weather", WEATHER)
-    assert first.metadata == {"thoughtSignature": SIGNATURE}
+    assert first.metadata == {THOUGHT_SIGNATURE: SIGNATURE}
     assert (second.name, second.arguments) == ("get_local_time", {"timezone": "Europe/Paris"})
     assert second.metadata == {}
     assert json.loads(first.raw_arguments) == WEATHER
@@ -105,9 +111,9 @@ async def test_function_call_fixture(emulator: ProviderEmulator, seed: int, max_
         ("get_weather", WEATHER),
         ("get_local_time", {"timezone": "Europe/Paris"}),
     ]
-    assert response.tool_calls[0].metadata["thoughtSignature"] == SIGNATURE
-    assert (response.finish_reason, response.metadata["raw_finish_reason"]) == ("tool_calls", "STOP")
-    assert tokens(response.usage) == (96, 43, 54, 193)
+    assert response.tool_calls[0].metadata[THOUGHT_SIGNATURE] == SIGNATURE
+    assert (response.finish_reason, response.metadata[META_NATIVE_FINISH_REASON]) == ("tool_calls", "STOP")
+    assert tokens(response.usage) == (96, 97, 54, 193)
 
 
 # -- scripted replies ---------------------------------------------------------------
@@ -119,7 +125,7 @@ async def test_scripted_text_and_usage(emulator: ProviderEmulator) -> None:
     assert error is None
     assert "".join(e.delta for e in of_type(events, TextDelta)) == "One two three four."
     (u,) = usage_chunks(events)  # running totals on every chunk, emitted once
-    assert (u.input_tokens, u.output_tokens, u.reasoning_tokens, u.cached_input_tokens) == (30, 20, 5, 10)
+    assert (u.input_tokens, u.output_tokens, u.reasoning_tokens, u.cached_input_tokens) == (30, 25, 5, 10)
     assert u.total_tokens == 55
 
 
@@ -150,8 +156,8 @@ async def test_provider_call_ids_are_kept(emulator: ProviderEmulator) -> None:
         ("content_filter", "content_filter"),  # SAFETY
         ("RECITATION", "content_filter"),
         ("IMAGE_SAFETY", "content_filter"),
-        ("MALFORMED_FUNCTION_CALL", "error"),
-        ("MISSING_THOUGHT_SIGNATURE", "error"),
+        ("MALFORMED_FUNCTION_CALL", "other"),  # a reply without a usable answer, not a failed request
+        ("MISSING_THOUGHT_SIGNATURE", "other"),
         ("OTHER", "other"),
         ("SOMETHING_NEW", "other"),
     ],
@@ -160,7 +166,7 @@ async def test_finish_reasons(emulator: ProviderEmulator, finish: str, expected:
     emulator.enqueue(Reply(text="partial answer", finish=finish))
     response = await allm.generate(engine(emulator), hello())
     assert (response.ok, response.output_text, response.finish_reason) == (True, "partial answer", expected)
-    assert response.metadata["raw_finish_reason"] in (finish, "MAX_TOKENS", "SAFETY")
+    assert response.metadata[META_NATIVE_FINISH_REASON] in (finish, "MAX_TOKENS", "SAFETY")
 
 
 @pytest.mark.asyncio
@@ -188,10 +194,13 @@ async def test_thought_parts_are_not_text(emulator: ProviderEmulator) -> None:
     events, error = await events_of(engine(emulator))
     assert error is None
     assert [e.delta for e in of_type(events, TextDelta)] == ["Answer."]
-    raw = [(e.kind, e.data) for e in of_type(events, RawChunk)]
-    assert raw == [("thought", {"text": "Thinking about it."}), ("thought_signature", {"signature": "sig-1"})]
+    raw = [e.kind for e in of_type(events, RawChunk)]
+    assert raw == [REASONING_DELTA, REASONING_COMPLETED]
     done = events[-1]
-    assert isinstance(done, MessageCompleted) and done.message.metadata["thoughts"] == "Thinking about it."
+    assert isinstance(done, MessageCompleted)
+    assert done.message.reasoning == [
+        Reasoning(text="Thinking about it.", signature="sig-1", provider="gemini")
+    ]
 
 
 @pytest.mark.asyncio
@@ -234,7 +243,7 @@ async def test_eof_without_finish_reason_is_truncated(emulator: ProviderEmulator
 
 
 # -- the request ----------------------------------------------------------------------
-SIGNED = {"thoughtSignature": "s1"}
+SIGNED = {THOUGHT_SIGNATURE: "s1"}
 GOOGLE_ID = {"id": "fc-google"}
 
 
@@ -267,6 +276,7 @@ async def test_request_body_and_headers(emulator: ProviderEmulator) -> None:
         options={"labels": {"team": "a"}},
     )
     emulator.enqueue(Reply(text="ok"))
+    emulator.validate = False  # "s1" is not a signature the emulator issued: only the body is checked here
     thinking = {"thinkingBudget": 128}
     response = await allm.generate(
         engine(emulator), request, top_p=0.9, topK=5, thinking_config=thinking, safety_settings=[]

@@ -40,6 +40,11 @@ def fake_engine(script: list[Any], cleanup: list[str] | None = None, **opts: Any
     return allm.Engine(adapter="fake", adapter_opts=adapter_opts)
 
 
+#: The Fake's metadata on message_started and on a message_completed that finished with "stop".
+STARTED = {"provider": "fake"}
+COMPLETED = {"provider": "fake", "native_finish_reason": "stop"}
+
+
 def kinds(messages: list[Any]) -> list[str]:
     """Notification kinds with the event type for on_next: ``["N:text_delta", ..., "C"]``."""
     out = []
@@ -72,17 +77,20 @@ def test_fake_delays_give_exact_virtual_times() -> None:
     call = ToolCall(id="c1", name="lookup", arguments={"q": 1}, raw_arguments=json.dumps({"q": 1}))
     usage = Usage(input_tokens=3, output_tokens=2)
     assert results.messages == [
-        on_next(200, MessageStarted()),
-        on_next(200, TextDelta(delta="a")),
+        on_next(200, MessageStarted(metadata=STARTED)),
+        on_next(200, TextDelta(id="text_1", delta="a")),
+        on_next(205, TextCompleted(id="text_1", text="a")),  # a tool call ends the text block
         on_next(205, ToolCallStarted(id="c1", name="lookup")),
         on_next(205, ToolCallCompleted(id="c1", name="lookup", arguments={"q": 1}, raw_arguments='{"q": 1}')),
-        on_next(207.5, TextDelta(delta="b")),
-        on_next(207.5, TextCompleted(text="ab")),
+        on_next(207.5, TextDelta(id="text_2", delta="b")),
+        on_next(207.5, TextCompleted(id="text_2", text="b")),
         on_next(207.5, RawChunk(kind="usage", data=usage)),
         on_next(
             207.5,
             MessageCompleted(
-                message=Message(role="assistant", content="ab", tool_calls=[call]), finish_reason="stop"
+                message=Message(role="assistant", content="ab", tool_calls=[call]),
+                finish_reason="stop",
+                metadata=COMPLETED,
             ),
         ),
         on_completed(207.5),
@@ -110,11 +118,13 @@ def test_fake_times_follow_the_subscription_time() -> None:
 def test_fake_stream_as_marble_diagram() -> None:
     engine = fake_engine([("text", "a"), ("delay", 10), ("text", "b"), ("finish", "stop")])
     lookup = {
-        "s": MessageStarted(),
-        "a": TextDelta(delta="a"),
-        "b": TextDelta(delta="b"),
-        "t": TextCompleted(text="ab"),
-        "m": MessageCompleted(message=Message(role="assistant", content="ab"), finish_reason="stop"),
+        "s": MessageStarted(metadata=STARTED),
+        "a": TextDelta(id="text_1", delta="a"),
+        "b": TextDelta(id="text_1", delta="b"),
+        "t": TextCompleted(id="text_1", text="ab"),
+        "m": MessageCompleted(
+            message=Message(role="assistant", content="ab"), finish_reason="stop", metadata=COMPLETED
+        ),
     }
     with marbles_testing(timespan=1.0) as (start, _cold, _hot, exp):
         expected = exp("(s,a)-----(b,t,m,|)", lookup)
@@ -188,7 +198,7 @@ def test_emit_text_deltas_false_drops_text_deltas_only() -> None:
     completed = [
         m.value.value for m in messages if m.value.kind == "N" and m.value.value.type == "text_completed"
     ]
-    assert completed == [TextCompleted(text="hello")]
+    assert completed == [TextCompleted(id="text_1", text="hello")]
 
 
 def test_emit_tool_deltas_false_drops_tool_call_deltas_only() -> None:

@@ -26,11 +26,13 @@ from rx_allm.testing.recording import record
 
 
 @pytest.mark.asyncio
-async def test_responses_reasoning_summary_lands_in_metadata(emulator: ProviderEmulator) -> None:
+async def test_responses_reasoning_summary_lands_in_message_reasoning(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(text="42.", thinking="Think about it. Then answer."))
     response = await allm.generate(openai_engine(emulator, "o4-mini"), REQ, reasoning_summary="auto")
     assert response.output_text == "42."
-    assert response.metadata["reasoning"] == {"summary": "Think about it. Then answer."}
+    (reasoning,) = response.message.reasoning
+    assert (reasoning.text, reasoning.provider) == ("Think about it. Then answer.", "openai")
+    assert reasoning.id and reasoning.id.startswith("rs_")
     assert emulator.requests[0].json["reasoning"] == {"summary": "auto"}
 
 
@@ -55,7 +57,7 @@ async def test_responses_summary_alias_event_and_parts(emulator: ProviderEmulato
     )
     emulator.enqueue(Reply(body=body))
     response = await allm.generate(openai_engine(emulator, "gpt-5"), REQ)
-    assert response.ok and response.metadata["reasoning"] == {"summary": "One.\n\nTwo."}
+    assert response.ok and [r.text for r in response.message.reasoning] == ["One.\n\nTwo."]
 
 
 @pytest.mark.asyncio
@@ -63,7 +65,7 @@ async def test_responses_incomplete_content_filter_is_a_finish_reason(emulator: 
     emulator.enqueue(Reply(text="Some partial", finish="content_filter"))
     response = await allm.generate(openai_engine(emulator, **RESPONSES), REQ)
     assert response.ok and response.finish_reason == "content_filter"
-    assert response.metadata["incomplete_reason"] == "content_filter"
+    assert response.metadata["native_finish_reason"] == "content_filter"
 
 
 @pytest.mark.asyncio

@@ -21,13 +21,14 @@ def test_seed_example_stream_to_list() -> None:
         "message_completed",
     ]
     completed = [e for e in events if isinstance(e, MessageCompleted)]
+    meta = {"provider": "fake", "native_finish_reason": "stop"}
     assert completed == [
-        MessageCompleted(message=Message(role="assistant", content="hi"), finish_reason="stop")
+        MessageCompleted(message=Message(role="assistant", content="hi"), finish_reason="stop", metadata=meta)
     ]
     assert events == [
-        MessageStarted(),
-        TextDelta(delta="hi"),
-        TextCompleted(text="hi"),
+        MessageStarted(metadata={"provider": "fake"}),
+        TextDelta(id="text_1", delta="hi"),
+        TextCompleted(id="text_1", text="hi"),
         completed[0],
     ]
 

@@ -116,7 +116,11 @@ def test_fractional_timespans_compare_exactly_in_the_timeline() -> None:
 def test_records_expose_kind_value_and_error() -> None:
     records = run(script_from_marbles("a#", error="timeout"))
     first, *_, last = records
-    assert (first.kind, first.value, first.error) == ("N", MessageStarted(), None)
+    assert (first.kind, first.value, first.error) == (
+        "N",
+        MessageStarted(metadata={"provider": "fake"}),
+        None,
+    )
     assert isinstance(first.notification, OnNext)
     assert last.kind == "E" and isinstance(last.notification, OnError) and last.value is None
     assert isinstance(last.error, allm.AdapterError) and last.error.reason == "timeout"

@@ -52,10 +52,11 @@ async def test_take_mid_stream_closes_the_connection_promptly(
     )
     disposed_at: list[float] = []
     rec = await record(
-        events.pipe(ops.take(3), ops.do_action(on_completed=lambda: disposed_at.append(time.monotonic())))
+        events.pipe(ops.take(4), ops.do_action(on_completed=lambda: disposed_at.append(time.monotonic())))
     )
     assert rec.completed
-    assert [e.type for e in rec.events] == ["message_started", "tool_call_started", "tool_call_started"]
+    kinds = ["message_started", "text_completed", "tool_call_started", "tool_call_started"]
+    assert [e.type for e in rec.events] == kinds
     assert [e.id for e in rec.events if isinstance(e, ToolCallStarted)] == ["call_1", "call_2"]
     assert await disconnect_delay(emulator, disposed_at[0]) < DISPOSE_BUDGET
     assert emulator.posts() == 1 and emulator.completed == []

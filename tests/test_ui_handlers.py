@@ -18,6 +18,7 @@ from ui_support import serving
 import rx_allm as allm
 from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 from rx_allm.ui import ag_ui_handler, ai_sdk_handler
+from rx_allm.ui.app import make_chat_app
 
 
 @allm.tool
@@ -108,7 +109,7 @@ async def test_ai_sdk_exchange_streams_text_and_tool_calls(served: tuple[Provide
 @pytest.mark.asyncio
 async def test_ag_ui_exchange(served: tuple[ProviderEmulator, str]) -> None:
     emulator, url = served
-    emulator.enqueue(Reply(text="Hi there."))
+    emulator.enqueue(Reply(text="Hi there.", usage={"input_tokens": 12, "output_tokens": 8}))
     async with aiohttp.ClientSession() as session, session.post(f"{url}/api/agui", json=AG_BODY) as response:
         assert response.status == 200
         events = sse_payloads(await response.read())
@@ -222,3 +223,36 @@ async def test_ag_ui_client_tools_are_offered_and_a_call_to_one_ends_the_run(
     assert events[-1]["type"] == "RUN_FINISHED"
     assert events[-1]["outcome"] == {"type": "success", "pendingToolCallIds": ["call_c"]}
     assert emulator.posts() == 1
+
+
+@pytest.mark.asyncio
+async def test_chat_app_a_closed_request_is_not_a_stop_the_stop_route_is(emulator: ProviderEmulator) -> None:
+    emulator.default = SLOW
+    app = make_chat_app(openai_engine(emulator, model="gpt-test"))
+    body = {**UI_BODY, "id": "chat-9"}
+    async with serving(app) as url, aiohttp.ClientSession() as session:
+        first = await session.post(f"{url}/api/chat", json=body)
+        await read_frames(first, 5)
+        first.close()  # a refresh: the page's request goes away
+        async with session.get(f"{url}/api/chat/chat-9") as history:
+            assert (await history.json())["messages"] == body["messages"]
+        follow = await session.get(f"{url}/api/chat/chat-9/stream")
+        replayed = await read_frames(follow, 12)
+        assert replayed.startswith(b'data: {"type":"start","messageId":"msg-')
+        assert emulator.posts() == 1 and emulator.disconnects == []
+        async with session.post(f"{url}/api/chat/chat-9/stop") as stopped:
+            assert stopped.status == 204
+        await emulator.wait_for_disconnects(1, timeout=WAIT)
+        rest = await asyncio.wait_for(follow.read(), WAIT)
+        assert b'"type":"abort"' in rest and rest.endswith(b"data: [DONE]\n\n")
+        async with session.get(f"{url}/api/chat/nobody/stream") as none:
+            assert none.status == 204
+    assert emulator.posts() == 1
+
+
+async def read_frames(response: aiohttp.ClientResponse, count: int) -> bytes:
+    seen = b""
+    async with asyncio.timeout(WAIT):
+        while seen.count(b"data: ") < count:
+            seen += await response.content.readany()
+    return seen

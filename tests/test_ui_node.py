@@ -23,6 +23,7 @@ from aiohttp import web
 from helpers import openai_engine
 from ui_support import answer, serving
 
+import rx_allm as allm
 from rx_allm.chat.demo_tools import DEMO_TOOLS
 from rx_allm.testing.emulator import ProviderEmulator
 from rx_allm.ui import ag_ui_handler, ai_sdk_handler
@@ -33,6 +34,15 @@ if NODE is None or not (WEB / "node_modules" / "ai").is_dir():
     pytest.skip("the Node tests need node and `npm ci` in web/ (.ci/run does both)", allow_module_level=True)
 
 
+#: A reply that reasons first (reasoning arrives as ``RawChunk(kind="reasoning_delta")``).
+REASONING = [
+    ("raw_chunk", "reasoning_delta", {"id": "r1", "delta": "Let me think. "}),
+    ("raw_chunk", "reasoning_delta", {"id": "r1", "delta": "6 times 7 is 42."}),
+    ("text", "42"),
+    ("finish", "stop"),
+]
+
+
 @pytest_asyncio.fixture
 async def server() -> AsyncIterator[str]:
     async with ProviderEmulator(responder=answer) as emulator:
@@ -40,6 +50,9 @@ async def server() -> AsyncIterator[str]:
         app = web.Application()
         app.router.add_post("/api/chat", ai_sdk_handler(engine, tools=DEMO_TOOLS))
         app.router.add_post("/api/agui", ag_ui_handler(engine, tools=DEMO_TOOLS))
+        thinking = allm.Engine(adapter="fake", adapter_opts={"script": REASONING})
+        app.router.add_post("/reasoning/api/chat", ai_sdk_handler(thinking))
+        app.router.add_post("/reasoning/api/agui", ag_ui_handler(thinking))
         async with serving(app) as url:
             yield url
 
@@ -63,4 +76,4 @@ async def test_node_clients_assemble_our_streams(server: str) -> None:
     report = output.decode()
     assert process.returncode == 0, report
     assert "# fail 0" in report, report
-    assert "# pass 12" in report, report
+    assert "# pass 14" in report, report

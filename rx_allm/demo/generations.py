@@ -8,9 +8,10 @@ again when a subscriber arrives after the count fell to zero, which would send t
 POST a second time. Here:
 
 * the first viewer connects (the one POST); later viewers only attach;
-* when the last viewer leaves a running generation, or someone presses Stop, the
-  upstream subscription is disposed (the provider request is cancelled) and the
-  generation ends with ``StreamError("cancelled")``;
+* when the last viewer leaves a running generation (after ``linger`` seconds without a
+  viewer coming back, when given: a browser refresh reattaches in time), or someone
+  presses Stop, the upstream subscription is disposed (the provider request is
+  cancelled) and the generation ends with ``StreamError("cancelled")``;
 * an ended generation is never connected again: a later viewer gets its replay.
 
 Everything runs on the server's event loop; nothing here is thread-safe or needs to be.
@@ -18,6 +19,7 @@ Everything runs on the server's event loop; nothing here is thread-safe or needs
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections import OrderedDict
 from typing import Literal
@@ -39,12 +41,16 @@ State = Literal["pending", "running", "completed", "failed", "cancelled"]
 class Generation:
     """One generation: a replayed multicast of its events, connected once."""
 
-    def __init__(self, generation_id: str, prompt: str, events: Observable[Event]) -> None:
+    def __init__(
+        self, generation_id: str, prompt: str, events: Observable[Event], *, linger: float = 0.0
+    ) -> None:
         self.id = generation_id
         self.prompt = prompt
         self.state: State = "pending"
         self.viewers = 0
+        self.linger = linger
         self._connection: abc.DisposableBase | None = None
+        self._lingering: asyncio.TimerHandle | None = None
         tracked = events.pipe(ops.do_action(on_error=self._failed, on_completed=self._completed))
         self._shared: ConnectableObservable[Event] = ops.replay()(tracked)
 
@@ -61,6 +67,7 @@ class Generation:
         ) -> abc.DisposableBase:
             subscription = self._shared.pipe(ops.skip(after)).subscribe(observer)
             self.viewers += 1
+            self._stay()
             if self.state == "pending":
                 self.state = "running"
                 self._connection = self._shared.connect()
@@ -73,6 +80,7 @@ class Generation:
         if self.state not in ("pending", "running"):
             return
         self.state = "cancelled"
+        self._stay()
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.dispose()
@@ -82,7 +90,21 @@ class Generation:
         subscription.dispose()
         self.viewers -= 1
         if self.viewers == 0 and self.running:
-            self.stop("every viewer left")
+            if self.linger > 0:
+                loop = asyncio.get_running_loop()
+                self._lingering = loop.call_later(self.linger, self._stop_if_unwatched)
+            else:
+                self.stop("every viewer left")
+
+    def _stop_if_unwatched(self) -> None:
+        self._lingering = None
+        if self.viewers == 0:
+            self.stop(f"no viewer came back within {self.linger:g} s")
+
+    def _stay(self) -> None:
+        lingering, self._lingering = self._lingering, None
+        if lingering is not None:
+            lingering.cancel()
 
     def _completed(self) -> None:
         self.state = "completed"

@@ -4,21 +4,25 @@ Request: system messages become the top-level ``system`` text, assistant tool ca
 ``tool_use`` blocks, tool results ``tool_result`` blocks (a run of them is one user
 message), ``max_tokens`` defaults to 1024; provider parameters (``thinking``,
 ``top_k``, ``stop_sequences``, ...) pass through, then ``request.options`` last.
-Thinking blocks kept in an assistant message's ``metadata["thinking"]`` are sent
-back first in its content, as the API requires.
+An assistant message's Anthropic reasoning (thinking with its signature, redacted
+thinking) is sent back first in its content, as the API requires; other providers'
+reasoning is dropped.
 
 Stream: ``message_start`` announces the message; text blocks stream ``text_delta``
 and end with one ``text_completed``; ``tool_use`` blocks give started / delta /
 completed with the streamed JSON (it replaces the block-start ``input``); thinking
-becomes ``raw_chunk`` events and ``message.metadata["thinking"]`` (signature kept
-verbatim); the usage of ``message_start`` and the cumulative ``message_delta`` is
-emitted once; ``message_stop`` completes. An ``error`` event fails the stream with
-an :class:`~rx_allm.errors.AdapterError` chosen by its type.
+streams as reasoning and ends in ``Message.reasoning`` (signature and redacted data
+kept verbatim); the usage of ``message_start`` and the cumulative ``message_delta`` is
+emitted once; ``stop_reason: "refusal"`` finishes with ``content_filter`` and the
+``stop_details`` explanation in ``Message.refusal``; ``message_stop`` completes. An
+``error`` event fails the stream with an :class:`~rx_allm.errors.AdapterError` chosen
+by its type.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,8 +33,8 @@ from rx_allm._sse import SSEEvent
 from rx_allm._transport import http_stream
 from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, on, usage_from
 from rx_allm.errors import AdapterError
-from rx_allm.events import Event, MessageStarted, RawChunk, TextCompleted
-from rx_allm.models import FinishReason, Message, Request, ResponseFormat, Usage
+from rx_allm.events import META_STOP_DETAILS, META_STOP_SEQUENCE, Event, RawChunk
+from rx_allm.models import FinishReason, Message, Reasoning, Request, ResponseFormat, Usage
 from rx_allm.providers._request import (
     base_url,
     call_arguments,
@@ -42,6 +46,8 @@ from rx_allm.providers._request import (
     turns,
 )
 from rx_allm.schema import normalize_format, schema_of
+
+logger = logging.getLogger("rx_allm")
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
@@ -158,7 +164,30 @@ def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[
     if output_config is not None:
         body["output_config"] = output_config
     body["stream"] = True
-    return {**body, **params, **request.options}
+    return _thinking_allowed({**body, **params, **request.options})
+
+
+def _thinking_allowed(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without ``thinking`` when its final tool-use turn has no thinking block to continue.
+
+    With thinking on, the API refuses a final assistant tool-use turn that does not start
+    with a signed thinking block; a turn produced by another provider (or without thinking)
+    has none, so thinking is left off for this request rather than sending one that fails.
+    """
+    thinking = body.get("thinking")
+    messages = body.get("messages") or []
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled" or len(messages) < 2:
+        return body
+    last, turn = messages[-1], messages[-2]
+    answers_tools = isinstance(last.get("content"), list) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in last["content"]
+    )
+    content = turn.get("content")
+    first = content[0].get("type") if isinstance(content, list) and content else None
+    if not answers_tools or first in ("thinking", "redacted_thinking"):
+        return body
+    logger.debug("anthropic: thinking left off: the tool-use turn it continues has no thinking block")
+    return {k: v for k, v in body.items() if k != "thinking"}
 
 
 def _output_config(response_format: ResponseFormat | None) -> dict[str, Any] | None:
@@ -185,8 +214,11 @@ def _message(turn: Message | list[Message]) -> dict[str, Any]:
 
 
 def _assistant_content(message: Message) -> str | list[dict[str, Any]]:
-    thinking = message.metadata.get("thinking")
-    blocks: list[dict[str, Any]] = list(thinking) if isinstance(thinking, list) else []
+    blocks = [
+        _thinking_block(r)
+        for r in message.reasoning
+        if r.provider == "anthropic" and (r.signature or r.redacted)
+    ]
     if not blocks and not message.tool_calls:
         return message.content
     if isinstance(message.content, list):
@@ -196,6 +228,13 @@ def _assistant_content(message: Message) -> str | list[dict[str, Any]]:
     for call in message.tool_calls:
         blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call_arguments(call)})
     return blocks
+
+
+def _thinking_block(reasoning: Reasoning) -> dict[str, Any]:
+    """A thinking (or redacted thinking) block sent back verbatim, signature included."""
+    if reasoning.redacted:
+        return {"type": "redacted_thinking", "data": reasoning.redacted}
+    return {"type": "thinking", "thinking": reasoning.text, "signature": reasoning.signature}
 
 
 def _tool_result(message: Message) -> dict[str, Any]:
@@ -208,14 +247,13 @@ def _tool_result(message: Message) -> dict[str, Any]:
 
 # -- stream mapping --------------------------------------------------------------
 class _Block:
-    """A content block being streamed: its type and accumulated text/thinking/signature."""
+    """A content block being streamed: its type, its start, and (thinking) its signature."""
 
-    __slots__ = ("kind", "parts", "signature", "start")
+    __slots__ = ("kind", "signature", "start")
 
     def __init__(self, kind: str, start: dict[str, Any]) -> None:
         self.kind = kind
         self.start = start
-        self.parts: list[str] = []
         self.signature = ""
 
 
@@ -228,11 +266,6 @@ class AnthropicMapper(StreamMapper):
         super().__init__(emit)
         self.blocks: dict[int, _Block] = {}
         self.raw_usage: dict[str, Any] = {}
-        self.thinking: list[dict[str, Any]] = []
-        self.started = False  # message_started was emitted
-
-    def start(self) -> None:
-        """Nothing yet: ``message_start`` announces the message."""
 
     def handle(self, event: SSEEvent) -> None:
         if event.event != "ping":  # a keep-alive, whatever its data
@@ -242,7 +275,7 @@ class AnthropicMapper(StreamMapper):
         """The SSE event name, else the data's ``type``; opens the message if ``message_start`` was missed."""
         name = event.event if event.event != "message" else str(data.get("type", "message"))
         if not self.started and name not in ("message_start", "ping"):
-            self._message_start({})  # a stream without message_start still opens with message_started
+            self.announce()  # a stream without message_start still opens with message_started
         return name
 
     def unhandled(self, name: str, data: dict[str, Any]) -> None:
@@ -255,8 +288,6 @@ class AnthropicMapper(StreamMapper):
             self._block_stop({"index": index})
         if self.raw_usage:
             self.set_usage(anthropic_usage(self.raw_usage))
-        if self.thinking:
-            self.message_metadata["thinking"] = self.thinking
         super().complete()
 
     # -- handlers ----------------------------------------------------------------
@@ -266,18 +297,12 @@ class AnthropicMapper(StreamMapper):
 
     @on("message_start")
     def _message_start(self, data: dict[str, Any]) -> None:
-        if self.started:
-            return  # only the first message_start announces the message
-        self.started = True
-        message = data.get("message")
-        message = message if isinstance(message, dict) else {}
-        fields = (("provider_id", message.get("id")), ("model", message.get("model")))
-        metadata = {k: v for k, v in fields if isinstance(v, str)}
-        self.completion_metadata.update(metadata)
-        usage = message.get("usage")
-        if isinstance(usage, dict):
-            self.raw_usage = merge_reported(self.raw_usage, usage)
-        self.emit(MessageStarted(metadata=metadata))
+        message = fields_of(data.get("message"))
+        if not self.started:  # only the first message_start's usage counts
+            usage = message.get("usage")
+            if isinstance(usage, dict):
+                self.raw_usage = merge_reported(self.raw_usage, usage)
+        self.announce(message.get("id"), message.get("model"))
 
     @on("content_block_start")
     def _block_start(self, data: dict[str, Any]) -> None:
@@ -290,13 +315,10 @@ class AnthropicMapper(StreamMapper):
         if block.kind == "tool_use":
             self.open_call(index, str(start.get("id") or ""), str(start.get("name") or ""))
         elif block.kind == "thinking":
-            block.parts.append(str(start.get("thinking") or ""))
-            self.emit(RawChunk(kind="thinking_start", data={"index": index}))
-        elif block.kind == "redacted_thinking":
-            self.emit(RawChunk(kind="redacted_thinking", data={"index": index, "data": start.get("data")}))
+            self.reasoning_delta(index, start.get("thinking"))
         elif block.kind == "text":
-            self._text(block, start.get("text"))
-        else:
+            self.text_delta(start.get("text"), key=index)
+        elif block.kind != "redacted_thinking":
             self.emit(RawChunk(kind="content_block", data={"index": index, "content_block": start}))
 
     @on("content_block_delta")
@@ -307,23 +329,15 @@ class AnthropicMapper(StreamMapper):
             return
         kind = delta.get("type")
         if kind == "text_delta":
-            self._text(block, delta.get("text"))
+            self.text_delta(delta.get("text"), key=index)
         elif kind == "input_json_delta":
             self.call_delta(index, delta.get("partial_json"))
         elif kind == "thinking_delta":
-            block.parts.append(str(delta.get("thinking") or ""))
-            self.emit(RawChunk(kind="thinking_delta", data={"index": index, "delta": delta.get("thinking")}))
+            self.reasoning_delta(index, delta.get("thinking"))
         elif kind == "signature_delta":
             block.signature += str(delta.get("signature") or "")
-            signature = {"index": index, "signature": delta.get("signature")}
-            self.emit(RawChunk(kind="thinking_signature", data=signature))
         else:
             self.emit(RawChunk(kind="content_block_delta", data={"index": index, "delta": delta}))
-
-    def _text(self, block: _Block, text: Any) -> None:
-        if isinstance(text, str) and text:
-            block.parts.append(text)
-            self.text_delta(text)
 
     @on("content_block_stop")
     def _block_stop(self, data: dict[str, Any]) -> None:
@@ -332,7 +346,7 @@ class AnthropicMapper(StreamMapper):
         if block is None:
             return
         if block.kind == "text":
-            self.emit(TextCompleted(text="".join(block.parts)))
+            self.close_text()
         elif block.kind == "tool_use":
             call = self.calls[index]
             start_input = block.start.get("input")
@@ -340,21 +354,25 @@ class AnthropicMapper(StreamMapper):
                 call.final = json.dumps(start_input, ensure_ascii=False)
             self.complete_call(call)
         elif block.kind == "thinking":
-            thinking = "".join(block.parts)
-            self.thinking.append({"type": "thinking", "thinking": thinking, "signature": block.signature})
+            self.close_reasoning(index, signature=block.signature or block.start.get("signature"))
         elif block.kind == "redacted_thinking":
-            self.thinking.append({"type": "redacted_thinking", "data": block.start.get("data")})
+            self.close_reasoning(index, redacted=block.start.get("data"))
 
     @on("message_delta")
     def _message_delta(self, data: dict[str, Any]) -> None:
-        delta = data.get("delta")
-        reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+        delta = fields_of(data.get("delta"))
+        reason = delta.get("stop_reason")
         if isinstance(reason, str):
-            self.finish = STOP_REASONS.get(reason, "other")
-            self.completion_metadata["raw_finish_reason"] = reason
+            self.set_finish(reason, STOP_REASONS.get(reason, "other"))
             self.terminal_seen = True  # EOF after a stop reason still completes
-        if isinstance(delta, dict) and isinstance(delta.get("stop_sequence"), str):
-            self.completion_metadata["stop_sequence"] = delta["stop_sequence"]
+        details = delta.get("stop_details")
+        if isinstance(details, dict):
+            self.completion_metadata[META_STOP_DETAILS] = details
+        if reason == "refusal":
+            self.refusal_delta(fields_of(details).get("explanation"))
+            self.refusal = self.refusal or ""
+        if isinstance(delta.get("stop_sequence"), str):
+            self.completion_metadata[META_STOP_SEQUENCE] = delta["stop_sequence"]
         usage = data.get("usage")
         if isinstance(usage, dict):
             self.raw_usage = merge_reported(self.raw_usage, usage)
@@ -367,6 +385,11 @@ class AnthropicMapper(StreamMapper):
     @on("error")
     def _error(self, data: dict[str, Any]) -> None:
         raise in_band_error(DIALECT, read_error_body(data))
+
+
+def fields_of(value: Any) -> dict[str, Any]:
+    """``value`` when it is a dict, else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def anthropic_usage(raw: dict[str, Any]) -> Usage:

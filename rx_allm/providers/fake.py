@@ -7,6 +7,11 @@ Script entries are tuples (lists after a JSON round trip):
 * ``("tool_call_delta", {"id", "arguments_delta"})`` → ``tool_call_delta``
 * ``("usage", {Usage fields})`` → the usage ``raw_chunk`` emitted before ``message_completed``
 * ``("raw_chunk", kind, data)`` → ``raw_chunk``
+* ``("reasoning", text_or_fields)`` → ``raw_chunk(kind="reasoning_delta")`` and ``reasoning_completed``;
+  the :class:`~rx_allm.models.Reasoning` (``provider="fake"`` unless the fields name one) lands in
+  ``Message.reasoning``
+* ``("refusal", text)`` → ``raw_chunk(kind="refusal_delta")``; ``Message.refusal`` holds the text and
+  the message finishes with ``content_filter``
 * ``("finish", reason)`` → closes the stream (later entries are never read)
 * ``("error", reason_or_payload)`` → terminal ``on_error(AdapterError)`` (a dict payload gives its fields;
   an unknown reason becomes ``AdapterError("unknown", cause=payload)``)
@@ -15,9 +20,15 @@ Script entries are tuples (lists after a JSON round trip):
   ``("error_event", reason, opts)`` → ``on_error(AdapterError)``,
   ``("stream_error", reason, opts)`` → ``on_error(StreamError)``
 
-A stream closes with ``text_completed`` (if any text streamed), the usage chunk (if
-any usage), then ``message_completed``. ``adapter_opts``: ``script`` (replayed on every
-call) or ``scripts`` (one list per call, cursor per engine), ``usage`` (wins over
+Text entries form one text block (id ``text_1``, ``text_2``, ...) closed by one
+``text_completed`` before a tool call, reasoning or refusal entry, or at the finish (delays,
+usage and raw chunks do not end a block); a stream closes with the usage chunk (if any
+usage), then ``message_completed``. ``message_started`` and ``message_completed`` carry
+``META_PROVIDER`` (``"fake"``) and, once finished, ``META_NATIVE_FINISH_REASON`` like every
+adapter (the Fake has no provider response id).
+
+``adapter_opts``: ``script`` (replayed on every call) or ``scripts`` (one list per call,
+cursor per engine), ``usage`` (wins over
 script usage), ``cleanup_observer`` (called once per subscription with
 ``"completed"``, ``"error"`` or ``"disposed"``), ``record`` (a list receiving
 ``(request, opts)`` per call).
@@ -37,6 +48,8 @@ from rx_allm._loop import default_scheduler
 from rx_allm.adapter import StreamOptions
 from rx_allm.errors import AdapterError, EngineError, RxAllmError, StreamError
 from rx_allm.events import (
+    META_NATIVE_FINISH_REASON,
+    META_PROVIDER,
     Event,
     MessageCompleted,
     MessageStarted,
@@ -46,9 +59,12 @@ from rx_allm.events import (
     ToolCallCompleted,
     ToolCallDelta,
     ToolCallStarted,
+    reasoning_completed,
+    reasoning_delta,
+    refusal_delta,
     usage_chunk,
 )
-from rx_allm.models import FinishReason, Message, Request, ToolCall, Usage
+from rx_allm.models import FinishReason, Message, Reasoning, Request, ToolCall, Usage
 
 _CACHE_SIZE = 512
 _FINISH_REASONS = frozenset(get_args(FinishReason))
@@ -124,28 +140,57 @@ def _select_script(aopts: Any, call_index: int) -> Sequence[Any]:
 class _Compiled:
     """The steps compiled so far, and what the closing events need."""
 
-    __slots__ = ("calls", "end", "finish", "steps", "text", "usage")
+    __slots__ = (
+        "block",
+        "blocks",
+        "calls",
+        "end",
+        "finish",
+        "reasoning",
+        "refusal",
+        "steps",
+        "text",
+        "usage",
+    )
 
     def __init__(self) -> None:
-        self.steps: list[_Step] = [MessageStarted()]
+        self.steps: list[_Step] = [MessageStarted(metadata={META_PROVIDER: "fake"})]
         self.text: list[str] = []
+        self.block: list[str] = []  # the open text block's fragments
+        self.blocks = 0  # text blocks opened
         self.calls: dict[str, ToolCall] = {}
+        self.reasoning: list[Reasoning] = []
+        self.refusal: str | None = None
         self.usage: Usage | None = None
         self.finish: FinishReason | None = None
         self.end: Literal["finish", "error"] | None = None  # a finish or error entry ends the script
+
+    def close_text(self) -> None:
+        """End the open text block with its ``text_completed``."""
+        if self.block:
+            self.steps.append(TextCompleted(id=f"text_{self.blocks}", text="".join(self.block)))
+            self.block = []
 
     def close(self, forced_usage: Any) -> list[_Step]:
         """The steps with the closing events: ``text_completed``, the usage chunk, ``message_completed``."""
         if self.end == "error":
             return self.steps
         usage = _usage(forced_usage) if forced_usage is not None else self.usage
-        text = "".join(self.text)
-        if text:
-            self.steps.append(TextCompleted(text=text))
+        self.close_text()
         if usage is not None:
             self.steps.append(usage_chunk(usage))
-        message = Message(role="assistant", content=text, tool_calls=list(self.calls.values()))
-        self.steps.append(MessageCompleted(message=message, finish_reason=self.finish))
+        message = Message(
+            role="assistant",
+            content="".join(self.text),
+            tool_calls=list(self.calls.values()),
+            reasoning=self.reasoning,
+            refusal=self.refusal,
+        )
+        metadata: dict[str, Any] = {META_PROVIDER: "fake"}
+        if self.finish is not None:
+            metadata[META_NATIVE_FINISH_REASON] = self.finish
+        finish = "content_filter" if self.refusal is not None else self.finish
+        self.steps.append(MessageCompleted(message=message, finish_reason=finish, metadata=metadata))
         return self.steps
 
 
@@ -154,11 +199,34 @@ def _compile_text(compiled: _Compiled, args: tuple[Any, ...]) -> None:
     if not isinstance(value, str):
         raise ValueError("text must be a string")
     if value:
+        if not compiled.block:
+            compiled.blocks += 1
+        compiled.block.append(value)
         compiled.text.append(value)
-        compiled.steps.append(TextDelta(delta=value))
+        compiled.steps.append(TextDelta(id=f"text_{compiled.blocks}", delta=value))
+
+
+def _compile_reasoning(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    compiled.close_text()
+    fields = {"text": args[0]} if isinstance(args[0], str) else dict(args[0])
+    reasoning = Reasoning.model_validate({"provider": "fake", **fields})
+    block_id = f"reasoning_{len(compiled.reasoning) + 1}"
+    if reasoning.text:
+        compiled.steps.append(reasoning_delta(block_id, reasoning.text))
+    compiled.steps.append(reasoning_completed(block_id, reasoning))
+    compiled.reasoning.append(reasoning)
+
+
+def _compile_refusal(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    (text,) = args
+    compiled.close_text()
+    compiled.refusal = (compiled.refusal or "") + str(text)
+    if text:
+        compiled.steps.append(refusal_delta(str(text)))
 
 
 def _compile_tool_call(compiled: _Compiled, args: tuple[Any, ...]) -> None:
+    compiled.close_text()
     call = _tool_call(args[0])
     compiled.calls[call.id] = call
     compiled.steps += [ToolCallStarted(id=call.id, name=call.name), ToolCallCompleted.from_call(call)]
@@ -224,6 +292,8 @@ _COMPILERS: dict[str, Callable[[_Compiled, tuple[Any, ...]], None]] = {
     "tool_call_delta": _compile_tool_call_delta,
     "usage": _compile_usage,
     "raw_chunk": _compile_raw_chunk,
+    "reasoning": _compile_reasoning,
+    "refusal": _compile_refusal,
     "delay": _compile_delay,
     "finish": _compile_finish,
     "error": _compile_error,

@@ -5,17 +5,22 @@ Request: ``contents`` with roles ``user``/``model``, system messages as
 ``response_format`` and generation parameters (snake_case names such as ``top_p``
 or ``thinking_config`` are accepted), ``tools: [{functionDeclarations}]``,
 ``toolConfig`` from ``tool_choice``. Past tool calls are ``functionCall`` parts
-(their ``thoughtSignature`` echoed from ``ToolCall.metadata``); tool results are
-``functionResponse`` parts named after the call they answer. ``request.options``
-is merged last.
+(their ``thoughtSignature`` echoed from ``ToolCall.metadata[THOUGHT_SIGNATURE]``; with
+thinking on, the first call of a turn without one gets Gemini's documented stand-in); a Gemini reasoning
+signature from a text part goes back on the first text part; tool results are
+``functionResponse`` parts named after the call they answer. Other providers' reasoning
+is dropped. ``request.options`` is merged last.
 
 Stream: every ``data:`` frame is a whole ``GenerateContentResponse``. Text parts
-stream ``text_delta`` (thought summaries become ``raw_chunk`` kind ``"thought"``);
-each ``functionCall`` gives ``tool_call_started`` and ``tool_call_completed`` at once
-(Gemini sends whole arguments; an id is synthesized when the call has none);
-``usageMetadata`` running totals are merged and emitted once; a ``finishReason``
-is the terminal marker and the message completes at EOF after it. A blocked prompt
-or an ``{"error": ...}`` frame fails the stream with an ``AdapterError``.
+stream ``text_delta``; thought summaries stream as reasoning and end in
+``Message.reasoning`` with the signature of a non-call part; each ``functionCall``
+gives ``tool_call_started`` and ``tool_call_completed`` at once (Gemini sends whole
+arguments; an id is synthesized when the call has none); ``usageMetadata`` running
+totals are merged and emitted once, ``output_tokens`` counting thoughts as every
+provider does; a ``finishReason`` is the terminal marker and the message completes at
+EOF after it (``MALFORMED_FUNCTION_CALL`` and its kin finish with ``"other"``, the
+native value kept). A blocked prompt or an ``{"error": ...}`` frame fails the stream
+with an ``AdapterError``.
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ from rx_allm._sse import SSEEvent
 from rx_allm._transport import http_stream
 from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, on, usage_from
 from rx_allm.errors import AdapterError
-from rx_allm.events import Event, RawChunk
-from rx_allm.models import FinishReason, Message, Request
+from rx_allm.events import THOUGHT_SIGNATURE, Event
+from rx_allm.models import FinishReason, Message, Request, Usage
 from rx_allm.providers._request import (
     base_url,
     call_arguments,
@@ -47,12 +52,17 @@ from rx_allm.providers._request import (
 )
 from rx_allm.schema import output_type, schema_of, strict_json_schema
 
+#: The ``thoughtSignature`` Gemini documents for a function call it did not produce (a call
+#: from another model or built by hand): thinking models then accept the turn.
+UNSIGNED_CALL = "skip_thought_signature_validator"
+_THOUGHTS = "thoughts"  # the key of the one reasoning block of a Gemini reply
 #: Prefix of the ids made up for calls Gemini sent without one (never sent back as ids).
 SYNTHETIC_ID_PREFIX = "rxallm_fc_"
 
 _CONTENT_FILTER = ("SAFETY", "RECITATION", "LANGUAGE", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII")
 _IMAGE_FILTER = ("IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION")
-_ERRORS = (
+#: Finish values of a stream that ended without a usable answer (not a failed request).
+_UNUSABLE = (
     "MALFORMED_FUNCTION_CALL",
     "UNEXPECTED_TOOL_CALL",
     "TOO_MANY_TOOL_CALLS",
@@ -63,7 +73,7 @@ FINISH_REASONS: dict[str, FinishReason] = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
     **dict.fromkeys(_CONTENT_FILTER + _IMAGE_FILTER, "content_filter"),
-    **dict.fromkeys(_ERRORS, "error"),
+    **dict.fromkeys(_UNUSABLE, "other"),
 }
 
 #: Google RPC status → reason (the HTTP status, when there is one, outranks it).
@@ -211,7 +221,18 @@ def build_body(request: Request, model: str, params: Mapping[str, Any]) -> dict[
             body[name] = value
     if config:
         body["generationConfig"] = config
+    if "thinkingConfig" in config or model.removeprefix("models/").startswith("gemini-3"):
+        _sign_foreign_calls(body["contents"])
     return {**body, **request.options}
+
+
+def _sign_foreign_calls(contents: list[dict[str, Any]]) -> None:
+    """Thinking models refuse a turn whose first call has no signature: a call made elsewhere
+    gets Gemini's documented stand-in."""
+    for content in contents:
+        calls = [p for p in content["parts"] if "functionCall" in p]
+        if content["role"] == "model" and calls and "thoughtSignature" not in calls[0]:
+            calls[0]["thoughtSignature"] = UNSIGNED_CALL
 
 
 def _camel(name: str) -> str:
@@ -245,8 +266,11 @@ def _content(turn: Message | list[Message], names: dict[str, str]) -> dict[str, 
         return {"role": "user", "parts": parts}
     if turn.tool_calls:
         parts = [p for p in parts if p != {"text": ""}]
-        parts += [_function_call(c.id, c.name, call_arguments(c), c.metadata) for c in turn.tool_calls]
-    return {"role": "model", "parts": parts}
+    signature = next((r.signature for r in turn.reasoning if r.provider == "gemini" and r.signature), None)
+    if signature and parts and "text" in parts[0]:
+        parts[0] = {**parts[0], "thoughtSignature": signature}
+    calls = [_function_call(c.id, c.name, call_arguments(c), c.metadata) for c in turn.tool_calls]
+    return {"role": "model", "parts": parts + calls}
 
 
 def _parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -260,8 +284,8 @@ def _function_call(call_id: str, name: str, args: dict[str, Any], metadata: dict
     if call_id and not call_id.startswith(SYNTHETIC_ID_PREFIX):
         call["id"] = call_id
     part: dict[str, Any] = {"functionCall": call}
-    if isinstance(metadata.get("thoughtSignature"), str):
-        part["thoughtSignature"] = metadata["thoughtSignature"]
+    if isinstance(metadata.get(THOUGHT_SIGNATURE), str):
+        part["thoughtSignature"] = metadata[THOUGHT_SIGNATURE]
     return part
 
 
@@ -292,22 +316,21 @@ class GeminiMapper(StreamMapper):
     def __init__(self, emit: Emit) -> None:
         super().__init__(emit)
         self.raw_usage: dict[str, Any] = {}
-        self.thoughts: list[str] = []
+        self.signature: str | None = None  # a thoughtSignature on a part that is not a call
 
     def handle(self, event: SSEEvent) -> None:
         if event.data != "[DONE]":  # some gateways add it; the terminal marker stays finishReason
             super().handle(event)
 
     def frame_name(self, event: SSEEvent, data: dict[str, Any]) -> str:
-        """``"error"`` for an ``{"error": {...}}`` frame, else ``"chunk"`` (SSE event names are not used)."""
+        """``"error"`` for an ``{"error": {...}}`` frame, else ``"chunk"`` (SSE event names are not used);
+        the message is announced with the first frame, with its ids."""
+        self.announce(data.get("responseId"), data.get("modelVersion"))
         return "error" if isinstance(data.get("error"), dict) else "chunk"
 
     @on("chunk")
     def _chunk(self, chunk: dict[str, Any]) -> None:
         self._prompt_feedback(chunk.get("promptFeedback"))
-        for key, field in (("responseId", "provider_id"), ("modelVersion", "model")):
-            if isinstance(chunk.get(key), str):
-                self.completion_metadata[field] = chunk[key]
         usage = chunk.get("usageMetadata")
         if isinstance(usage, dict):
             self.raw_usage = merge_reported(self.raw_usage, usage)
@@ -318,10 +341,13 @@ class GeminiMapper(StreamMapper):
     def complete(self) -> None:
         """Emit the latest usage totals and the message (calls were completed as they arrived)."""
         if self.raw_usage:
-            self.set_usage(usage_from(self.raw_usage, _USAGE_FIELDS))
-        if self.thoughts:
-            self.message_metadata["thoughts"] = "".join(self.thoughts)
+            self.set_usage(gemini_usage(self.raw_usage))
+        if self.signature is not None or _THOUGHTS in self._thoughts:
+            self.close_reasoning(_THOUGHTS, signature=self.signature)
         super().complete()
+
+    def close_all_reasoning(self) -> None:
+        """Thoughts stay open until the message ends: their signature may come with the last part."""
 
     # -- pieces of a chunk -------------------------------------------------------
     @on("error")
@@ -348,8 +374,7 @@ class GeminiMapper(StreamMapper):
                 self._part(part)
         reason = candidate.get("finishReason")
         if isinstance(reason, str):
-            self.finish = FINISH_REASONS.get(reason, "other")
-            self.completion_metadata["raw_finish_reason"] = reason
+            self.set_finish(reason, FINISH_REASONS.get(reason, "other"))
             self.terminal_seen = True
 
     def _part(self, part: dict[str, Any]) -> None:
@@ -358,14 +383,12 @@ class GeminiMapper(StreamMapper):
         if isinstance(call, dict):
             self._function_call(call, part.get("thoughtSignature"))
         elif part.get("thought") is True:
-            if isinstance(text, str) and text:
-                self.thoughts.append(text)
-                self.emit(RawChunk(kind="thought", data={"text": text}))
+            self.reasoning_delta(_THOUGHTS, text)
         else:
             self.text_delta(text)
         signature = part.get("thoughtSignature")
-        if signature and not isinstance(call, dict):
-            self.emit(RawChunk(kind="thought_signature", data={"signature": signature}))
+        if isinstance(signature, str) and signature and not isinstance(call, dict):
+            self.signature = signature
 
     def _function_call(self, spec: dict[str, Any], signature: Any) -> None:
         name = spec.get("name")
@@ -379,8 +402,18 @@ class GeminiMapper(StreamMapper):
         args = spec.get("args")
         call.final = json.dumps(args if isinstance(args, dict) else {}, ensure_ascii=False)
         if isinstance(signature, str) and signature:
-            call.metadata["thoughtSignature"] = signature
+            call.metadata[THOUGHT_SIGNATURE] = signature
         self.complete_call(call)
+
+
+def gemini_usage(raw: dict[str, Any]) -> Usage:
+    """Gemini usage in rx_allm terms: ``output_tokens`` includes the thoughts, as for every provider."""
+    usage = usage_from(raw, _USAGE_FIELDS)
+    if usage.output_tokens is None and usage.reasoning_tokens is None:
+        return usage
+    return usage.model_copy(
+        update={"output_tokens": (usage.output_tokens or 0) + (usage.reasoning_tokens or 0)}
+    )
 
 
 __all__ = [

@@ -23,6 +23,14 @@ What is checked (the adapter contract):
 * ordering: ``message_started`` first; text and tool events; usage ``raw_chunk`` before the
   end; exactly one trailing ``message_completed`` then ``on_completed`` — or one terminal
   ``on_error``, never preceded by a ``message_completed``, and nothing after it;
+* the shared vocabulary, in every scenario: each ``text_delta`` has a block id and each
+  block ends with one ``text_completed`` carrying its whole text; ``message_started`` and
+  ``message_completed`` carry ``META_PROVIDER`` and, with a finish reason, the provider's
+  ``META_NATIVE_FINISH_REASON``; a successful stream never finishes with ``"error"`` (the
+  value of a failed Response); reasoning streams as ``raw_chunk(kind="reasoning_delta")``
+  with a block id and ends, in order, in ``Message.reasoning`` (the ``"reasoning"``
+  scenario: before the text, and ``output_tokens`` counting the reasoning tokens); refusal
+  deltas add up to ``Message.refusal`` with ``finish_reason="content_filter"``;
 * tool calls assembled (started before its deltas before its completed, arguments parsed)
   and usage delivered as a :class:`~rx_allm.models.Usage`;
 * disposal, and a downstream ``take``, cancel the request within :data:`DISPOSAL_BOUND`
@@ -50,6 +58,11 @@ from reactivex import operators as ops
 from rx_allm.engine import Engine
 from rx_allm.errors import AdapterError, RxAllmError, StreamError
 from rx_allm.events import (
+    META_NATIVE_FINISH_REASON,
+    META_PROVIDER,
+    REASONING_COMPLETED,
+    REASONING_DELTA,
+    REFUSAL_DELTA,
     Event,
     MessageCompleted,
     MessageStarted,
@@ -72,6 +85,8 @@ from rx_allm.testing.wire import Reply, ToolCallSpec
 
 __all__ = [
     "DISPOSAL_BOUND",
+    "REASONING",
+    "REASONING_USAGE",
     "REQUEST",
     "SCENARIOS",
     "STALL_TIMEOUT",
@@ -89,6 +104,7 @@ __all__ = [
     "check_dispose_cancels",
     "check_error",
     "check_one_request_per_subscription",
+    "check_reasoning",
     "check_stream_timeout",
     "check_take_cancels",
     "check_text",
@@ -104,6 +120,10 @@ TOOL_NAME = "get_weather"
 TOOL_ARGUMENTS: Mapping[str, Any] = {"city": "Paris", "unit": "celsius"}
 #: The usage of the ``"usage"`` scenario (its input and output token counts are checked).
 USAGE = Usage(input_tokens=12, output_tokens=8)
+#: The reasoning of the ``"reasoning"`` scenario (streamed before TEXT).
+REASONING = "The user greets me; a short greeting will do."
+#: The usage of the ``"reasoning"`` scenario: ``output_tokens`` includes the reasoning tokens.
+REASONING_USAGE = Usage(input_tokens=12, output_tokens=30, reasoning_tokens=22)
 #: The ``stream_timeout`` (seconds) given to the ``"stall"`` scenario.
 STALL_TIMEOUT = 0.2
 #: Seconds allowed from a dispose to the backend observing the cancellation.
@@ -116,6 +136,8 @@ SCENARIOS: Mapping[str, str] = {
     "text": f"stream TEXT in two or more text deltas, finish 'stop' ({TEXT!r})",
     "tool_call": f"one tool call {TOOL_NAME}({dict(TOOL_ARGUMENTS)}), finish 'tool_calls'",
     "usage": "stream TEXT, report USAGE, finish 'stop'",
+    "reasoning": "stream REASONING as reasoning, then TEXT; report REASONING_USAGE (output includes "
+    "reasoning), finish 'stop'",
     "hang": "stream some text, then stay open without sending anything (until cancelled)",
     "stall": "stream some text, then stall: under stream_timeout=STALL_TIMEOUT it must end in "
     "AdapterError('timeout')",
@@ -263,7 +285,78 @@ def _contract_problems(rec: Recording) -> list[str]:
         problems.append("an empty tool_call_delta")
     if any(e.kind == "usage" and not isinstance(e.data, Usage) for e in rec.of(RawChunk)):
         problems.append("a usage raw_chunk whose data is not a Usage")
-    return problems + _tool_order_problems(events)
+    return problems + _tool_order_problems(events) + _vocabulary_problems(rec)
+
+
+def _vocabulary_problems(rec: Recording) -> list[str]:
+    """How the recorded stream breaks the shared vocabulary (text blocks, metadata, reasoning, refusal)."""
+    problems = _text_block_problems(rec.events)
+    started, completed = rec.of(MessageStarted), rec.of(MessageCompleted)
+    if started and not _named(started[0].metadata.get(META_PROVIDER)):
+        problems.append(f"message_started.metadata has no {META_PROVIDER!r}")
+    for done in completed:
+        if not _named(done.metadata.get(META_PROVIDER)):
+            problems.append(f"message_completed.metadata has no {META_PROVIDER!r}")
+        if done.finish_reason is not None and not _named(done.metadata.get(META_NATIVE_FINISH_REASON)):
+            problems.append(f"message_completed.metadata has no {META_NATIVE_FINISH_REASON!r}")
+        if done.finish_reason == "error":
+            problems.append("a successful stream finished with 'error' (the value of a failed Response)")
+        problems += _reasoning_problems(rec, done) + _refusal_problems(rec, done)
+    return problems
+
+
+def _named(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _text_block_problems(events: Sequence[Any]) -> list[str]:
+    texts: dict[str, list[str]] = {}
+    closed: set[str] = set()
+    problems: list[str] = []
+    for event in events:
+        if isinstance(event, TextDelta):
+            if event.id is None or not event.id:
+                return ["a text_delta without a block id"]
+            if event.id in closed:
+                problems.append(f"a text_delta of block {event.id!r} after its text_completed")
+            texts.setdefault(event.id, []).append(event.delta)
+        elif isinstance(event, TextCompleted):
+            block = event.id or ""
+            if block not in texts or block in closed:
+                problems.append(f"a text_completed for block {event.id!r} without deltas, or twice")
+            elif "".join(texts[block]) != event.text:
+                problems.append(
+                    f"text_completed {block!r} says {event.text!r}, its deltas {''.join(texts[block])!r}"
+                )
+            closed.add(block)
+    unfinished = [block for block in texts if block not in closed]
+    if unfinished and any(isinstance(e, MessageCompleted) for e in events):
+        problems.append(f"text blocks never completed: {unfinished}")
+    return problems
+
+
+def _reasoning_problems(rec: Recording, done: MessageCompleted) -> list[str]:
+    deltas = [e.data for e in rec.of(RawChunk) if e.kind == REASONING_DELTA]
+    if any(not isinstance(d, dict) or not _named(d.get("id")) or not _named(d.get("delta")) for d in deltas):
+        return ["a reasoning_delta whose data is not {'id': str, 'delta': non-empty str}"]
+    ended = [e.data.get("reasoning") for e in rec.of(RawChunk) if e.kind == REASONING_COMPLETED]
+    kept = [r.model_dump(mode="json", exclude_none=True) for r in done.message.reasoning]
+    if ended != kept:
+        return [f"reasoning_completed events {ended!r} differ from message.reasoning {kept!r}"]
+    streamed = "".join(d["delta"] for d in deltas)
+    if streamed != "".join(r.text for r in done.message.reasoning):
+        return [f"reasoning deltas join to {streamed!r}, not to the text of message.reasoning"]
+    return []
+
+
+def _refusal_problems(rec: Recording, done: MessageCompleted) -> list[str]:
+    deltas = "".join(str(e.data.get("delta", "")) for e in rec.of(RawChunk) if e.kind == REFUSAL_DELTA)
+    refusal = done.message.refusal
+    if deltas and refusal != deltas:
+        return [f"refusal deltas join to {deltas!r}, message.refusal is {refusal!r}"]
+    if refusal is not None and done.finish_reason != "content_filter":
+        return [f"a refusal finished with {done.finish_reason!r}, not 'content_filter'"]
+    return []
 
 
 def _tool_order_problems(events: Sequence[Any]) -> list[str]:
@@ -388,6 +481,25 @@ async def check_usage(harness: ConformanceHarness) -> None:
     got = (last.input_tokens, last.output_tokens)
     want = (USAGE.input_tokens, USAGE.output_tokens)
     _expect(got == want, rec.label, f"(input_tokens, output_tokens) = {got}, expected {want}")
+
+
+async def check_reasoning(harness: ConformanceHarness) -> None:
+    """Reasoning streams before the text, ends in ``Message.reasoning``; output tokens include it."""
+    rec = await _record(_events(harness, "reasoning"), f"{harness.name}: reasoning")
+    final = _expect_success(rec)
+    deltas = [i for i, e in enumerate(rec.events) if isinstance(e, RawChunk) and e.kind == REASONING_DELTA]
+    _expect(bool(deltas), rec.label, f"no reasoning_delta raw chunk; saw {rec.summary()}")
+    texts = [i for i, e in enumerate(rec.events) if isinstance(e, TextDelta)]
+    _expect(bool(texts) and deltas[-1] < texts[0], rec.label, "reasoning did not stream before the text")
+    reasoning = "".join(r.text for r in final.message.reasoning)
+    _expect(
+        reasoning == REASONING, rec.label, f"message.reasoning says {reasoning!r}, expected {REASONING!r}"
+    )
+    _expect(rec.text() == TEXT, rec.label, f"deltas join to {rec.text()!r}, expected {TEXT!r}")
+    usages = [e.data for e in rec.of(RawChunk) if e.kind == "usage"]
+    got = usages[-1].output_tokens if usages else None
+    want = REASONING_USAGE.output_tokens
+    _expect(got == want, rec.label, f"output_tokens {got}, expected {want} (reasoning included)")
 
 
 async def _expect_cancelled(harness: ConformanceHarness, events: Observable[Any], what: str) -> None:
@@ -516,6 +628,9 @@ class AdapterConformance:
     def test_usage(self) -> None:
         self.run(check_usage)
 
+    def test_reasoning(self) -> None:
+        self.run(check_reasoning)
+
     def test_dispose_cancels(self) -> None:
         self.run(check_dispose_cancels)
 
@@ -540,6 +655,12 @@ _FAKE_SCRIPTS: Mapping[str, list[Any]] = {
     "usage": [
         *(("text", part) for part in _TEXT_PARTS),
         ("usage", USAGE.model_dump(exclude_none=True)),
+        ("finish", "stop"),
+    ],
+    "reasoning": [
+        ("reasoning", REASONING),
+        *(("text", part) for part in _TEXT_PARTS),
+        ("usage", REASONING_USAGE.model_dump(exclude_none=True)),
         ("finish", "stop"),
     ],
     "hang": [("text", "partial"), ("delay", 3600), ("finish", "stop")],
@@ -618,6 +739,7 @@ _REPLIES: Mapping[str, Reply] = {
         text="", tool_calls=[ToolCallSpec(TOOL_NAME, dict(TOOL_ARGUMENTS))], finish="tool_calls", usage=None
     ),
     "usage": Reply(text=TEXT, usage=USAGE.model_dump(include={"input_tokens", "output_tokens"})),
+    "reasoning": Reply(text=TEXT, thinking=REASONING, usage=REASONING_USAGE.model_dump(exclude_none=True)),
     "http_404": Reply(status=404),
     "http_429": Reply(status=429, headers={"Retry-After": "2"}),
     "http_503": Reply(status=503),

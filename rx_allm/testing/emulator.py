@@ -10,10 +10,16 @@ route (POST)                                                   provider      cli
 ``/v1/responses``                                              ``responses`` ``<url>/v1``
 ``/v1/messages``                                               ``anthropic`` ``<url>``
 ``/v1beta/models/{model}:streamGenerateContent?alt=sse``       ``gemini``    ``<url>``
+``/openai/deployments/{name}/chat/completions`` (Azure)        ``openai``    ``<url>``
+``/openai/deployments/{name}/responses`` (Azure)               ``responses`` ``<url>``
 =============================================================  ============  ====================
 
 Each request is recorded (:attr:`ProviderEmulator.requests`) before any fault is applied,
-then takes the next queued reply (FIFO), else ``responder(request)``, else ``default``.
+then checked the way the real API checks it (:mod:`rx_allm.testing.rules`: tool results
+answer earlier calls; thinking blocks, reasoning items and thought signatures the emulator
+handed out come back as the API requires): a body the real API would refuse gets the
+provider's 400 error body and takes no reply (``validate=False`` turns the checks off).
+Otherwise it takes the next queued reply (FIFO), else ``responder(request)``, else ``default``.
 Faults (HTTP errors, slow headers, stalls, in-band errors, truncation, malformed or
 invalid UTF-8 frames, TCP resets, random re-chunking) are fields of the reply and count
 SSE events already written. A client going away is recorded as a :class:`Disconnect`
@@ -45,6 +51,7 @@ from typing import Any, Final
 from aiohttp import web
 from multidict import CIMultiDict
 
+from rx_allm.testing.rules import Issued, refusal
 from rx_allm.testing.wire import (
     REQUEST_ID_HEADERS,
     Frame,
@@ -60,6 +67,7 @@ __all__ = ["Disconnect", "ProviderEmulator", "RecordedRequest", "Reply", "ToolCa
 
 _ROUTES: Final = {"/v1/chat/completions": "openai", "/v1/responses": "responses", "/v1/messages": "anthropic"}
 _GEMINI_ROUTE: Final = re.compile(r"/v1beta/models/(?P<model>[^/:]+):streamGenerateContent")
+_AZURE_ROUTE: Final = re.compile(r"/openai/deployments/[^/]+/(?P<endpoint>chat/completions|responses)")
 _STALL: Final = object()  # plan markers between byte chunks
 _RESET: Final = object()
 _INVALID_MARK: Final = "@@invalid-utf8@@"
@@ -100,6 +108,7 @@ class ProviderEmulator:
     and are not recorded); ``disconnects`` the requests whose client went away before the
     body was complete (a server-side stop or reset is not a disconnect); ``completed`` the
     indexes whose response, error responses included, was written to its scripted end.
+    ``issued`` holds the continuation tokens handed out so far (checked when ``validate``).
     """
 
     def __init__(
@@ -108,10 +117,13 @@ class ProviderEmulator:
         *,
         default: Reply | None = None,
         responder: Callable[[RecordedRequest], Reply] | None = None,
+        validate: bool = True,
     ) -> None:
         self._queue: deque[Reply] = deque(replies)
         self.default = default
         self.responder = responder
+        self.validate = validate
+        self.issued = Issued()
         self.url = ""
         self.requests: list[RecordedRequest] = []
         self.disconnects: list[Disconnect] = []
@@ -249,9 +261,23 @@ class ProviderEmulator:
         if not self._stopping and all(d.request_index != index for d in self.disconnects):
             self.disconnects.append(Disconnect(index, time.monotonic()))
 
+    def _route(self, path: str) -> str | None:
+        if _GEMINI_ROUTE.fullmatch(path):
+            return "gemini"
+        azure = _AZURE_ROUTE.fullmatch(path)
+        if azure:
+            return "openai" if azure["endpoint"] == "chat/completions" else "responses"
+        return _ROUTES.get(path)
+
+    def _reply_for(self, record: RecordedRequest) -> Reply:
+        refused = refusal(record.provider, record.json, self.issued) if self.validate else None
+        if refused is not None:
+            return Reply(status=refused.status, error_body=refused.body)
+        return self._next_reply(record)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         gemini = _GEMINI_ROUTE.fullmatch(request.path)
-        provider = "gemini" if gemini else _ROUTES.get(request.path)
+        provider = self._route(request.path)
         if provider is None:
             return _json_response(404, {"message": f"no route for {request.path}", "type": "not_found"})
         if request.method != "POST":
@@ -274,7 +300,7 @@ class ProviderEmulator:
         self._handlers.add(task)
         try:
             try:
-                reply = self._next_reply(record)
+                reply = self._reply_for(record)
             except Exception as exc:  # a broken responder must not crash the server
                 return _json_response(
                     500, {"message": f"responder failed: {exc!r}", "type": "emulator_error"}
@@ -308,6 +334,7 @@ class ProviderEmulator:
             bodiless = reply.status < 200 or reply.status in (204, 304)
             response = web.StreamResponse(status=reply.status, headers=headers)
             plan = [] if bodiless else self._plan(reply, r)
+            self.issued.merge(r.issued)
         try:
             await response.prepare(request)
             for i, step in enumerate(plan):

@@ -18,7 +18,14 @@ real APIs (and like ``tests/fixtures/wire/*.sse``):
 Neutral usage keys are ``input_tokens`` (all prompt tokens, cached ones included),
 ``output_tokens`` (reasoning included), ``cached_input_tokens`` and ``reasoning_tokens``;
 each renderer converts them to its provider's semantics (Anthropic ``input_tokens``
-excludes cache reads; Gemini ``candidatesTokenCount`` excludes thoughts).
+excludes cache reads; Gemini ``candidatesTokenCount`` excludes thoughts). By default
+(``usage="auto"``) the counts are computed from the text: one token per four characters
+(rounded up) of the request's text for the input, of the reply's text, tool arguments and
+thinking for the output (thinking also gives ``reasoning_tokens``).
+
+Continuation tokens a renderer hands out (thinking signatures, reasoning item ids, Gemini
+thought signatures) are recorded in its :attr:`Renderer.issued`, which the emulator keeps
+to check follow-up requests (:mod:`rx_allm.testing.rules`).
 
 Rendering is deterministic for a given ``seed`` (the emulator passes the request index),
 so generated ids are stable within a stream and differ between requests.
@@ -32,7 +39,9 @@ import random
 import re
 import string
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+from rx_allm.testing.rules import Issued
 
 __all__ = [
     "PROVIDERS",
@@ -42,6 +51,7 @@ __all__ = [
     "Reply",
     "ToolCallSpec",
     "error_body",
+    "estimate_tokens",
     "native_finish",
     "render_body",
     "renderer",
@@ -86,13 +96,23 @@ class Reply:
     prepends one text delta of that many ASCII bytes. ``error_type`` "server_error" is
     sent as ``api_error`` by Anthropic and ``INTERNAL`` by Gemini (an upper-case value is
     taken as a Gemini status). Status 1xx/204/304 responses carry no body.
+
+    ``usage="auto"`` computes the counts from the text (see the module docstring); a dict
+    gives them; None sends none. ``thinking`` streams reasoning before the answer (Anthropic
+    thinking with a signature, a Responses reasoning item, Gemini thought parts with a
+    ``thoughtSignature``, Chat Completions ``reasoning_content`` deltas as compatible servers
+    send them); ``redacted_thinking`` adds an Anthropic ``redacted_thinking`` block; ``refusal``
+    makes the model refuse with that text (``delta.refusal``, Responses refusal events, or
+    Anthropic ``stop_reason: "refusal"`` with ``stop_details``).
     """
 
     text: str | list[str] = "Hello from the emulator."
     tool_calls: list[ToolCallSpec] = field(default_factory=list)
     finish: str = "stop"  # stop | length | tool_calls | content_filter (others pass through)
-    usage: dict[str, int] | None = field(default_factory=lambda: {"input_tokens": 12, "output_tokens": 8})
+    usage: dict[str, int] | Literal["auto"] | None = "auto"
     thinking: str | None = None
+    redacted_thinking: str | None = None
+    refusal: str | None = None
     body: bytes | None = None
     # faults
     status: int = 200
@@ -152,6 +172,30 @@ def _get(obj: Any, *keys: str) -> Any:
     return obj
 
 
+def estimate_tokens(text: str) -> int:
+    """The emulator's token count for ``text``: one per four characters, rounded up."""
+    return -(-len(text) // 4)
+
+
+def _request_text(request: dict[str, Any]) -> str:
+    """Every string a request body holds under its message keys (for the input count)."""
+    parts: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for key in ("messages", "input", "contents", "system", "systemInstruction", "instructions"):
+        walk(request.get(key))
+    return " ".join(parts)
+
+
 @dataclass(frozen=True)
 class _Usage:
     input: int
@@ -160,9 +204,14 @@ class _Usage:
     reasoning: int
 
     @classmethod
-    def of(cls, usage: dict[str, int] | None) -> _Usage | None:
+    def of(cls, reply: Reply, request: dict[str, Any], output_text: str) -> _Usage | None:
+        usage = reply.usage
         if usage is None:
             return None
+        if usage == "auto":
+            reasoning = estimate_tokens(reply.thinking or "")
+            output = estimate_tokens(output_text) + reasoning
+            return cls(max(1, estimate_tokens(_request_text(request))), output, 0, reasoning)
         return cls(*(int(usage.get(k, 0)) for k in _USAGE_KEYS))
 
 
@@ -188,6 +237,8 @@ def native_finish(provider: str, reply: Reply) -> str:
     Unknown values pass through unchanged, so provider-specific reasons can be scripted.
     """
     finish = "tool_calls" if reply.tool_calls and reply.finish == "stop" else reply.finish
+    if reply.refusal is not None and provider == "anthropic":
+        return "refusal"
     return _FINISH[provider].get(finish, finish)
 
 
@@ -211,10 +262,13 @@ class Renderer:
         self.text = "".join(self.deltas)
         self.has_text = bool(self.deltas) or not reply.tool_calls
         self.thinking = split_text(reply.thinking or "")
-        self.usage = _Usage.of(reply.usage)
         self.finish = native_finish(self.provider, reply)
         self.arguments = [json.dumps(c.arguments, ensure_ascii=False) for c in reply.tool_calls]
+        self.usage = _Usage.of(
+            reply, self.request, self.text + (reply.refusal or "") + "".join(self.arguments)
+        )
         self.obfuscate = _get(self.request, "stream_options", "include_obfuscation") is not False
+        self.issued = Issued()
         self._seq = 0
 
     def new_id(self, prefix: str, length: int, alphabet: str = _ALNUM) -> str:
@@ -305,8 +359,13 @@ class _ChatRenderer(Renderer):
         return deltas
 
     def frames(self) -> list[Frame]:
+        refusal = self.reply.refusal
         role = {"role": "assistant", "content": "" if self.has_text else None, "refusal": None}
-        deltas: list[dict[str, Any]] = [{"content": d} for d in self.deltas] + self._tool_deltas()
+        if refusal is not None:
+            role.update(content=None, refusal="")
+        deltas: list[dict[str, Any]] = [{"reasoning_content": t} for t in self.thinking]
+        deltas += [{"content": d} for d in self.deltas] + [{"refusal": r} for r in split_text(refusal or "")]
+        deltas += self._tool_deltas()
         if self.has_text or not deltas:
             deltas.insert(0, role)
         else:  # like OpenAI: the first tool fragment carries the role
@@ -346,6 +405,10 @@ class _ResponsesRenderer(Renderer):
         self.reasoning_id = self.new_id("rs_", 32, _HEX)
         self.message_id = self.new_id("msg_", 32, _HEX)
         self.message_index = 1 if reply.thinking is not None else 0
+        self.call_items = [self.new_id("fc_", 32, _HEX) for _ in reply.tool_calls]
+        self.call_ids = [c.id or self.new_id("call_", 24) for c in reply.tool_calls]
+        include = self.request.get("include")
+        self.encrypted = isinstance(include, list) and "reasoning.encrypted_content" in include
 
     def stamp(self, data: dict[str, Any]) -> dict[str, Any]:
         self._seq += 1
@@ -410,44 +473,64 @@ class _ResponsesRenderer(Renderer):
             self.event(f"{part_name}.done", **where, part={**part, "text": text}),
         ]
 
-    def _items(self) -> list[tuple[list[Frame], dict[str, Any]]]:
-        items = []
-        if self.reply.thinking is not None:
-            where = {"item_id": self.reasoning_id, "output_index": 0, "summary_index": 0}
-            part: dict[str, Any] = {"type": "summary_text"}
-            done = {
-                "id": self.reasoning_id,
-                "type": "reasoning",
-                "summary": [{**part, "text": self.reply.thinking}],
-            }
-            events = self._part(
-                ("response.reasoning_summary_part", "response.reasoning_summary_text"),
-                where,
-                part,
-                self.thinking,
-                {},
-            )
-            items.append((self._item(0, {**done, "summary": []}, events, done), done))
-        if self.has_text:
-            index = self.message_index
-            where = {"item_id": self.message_id, "output_index": index, "content_index": 0}
-            part = {"type": "output_text", "annotations": [], "logprobs": []}
-            message = {"id": self.message_id, "type": "message", "role": "assistant"}
-            done = {**message, "status": "completed", "content": [{**part, "text": self.text}]}
+    def _reasoning_item(self) -> tuple[list[Frame], dict[str, Any]]:
+        where = {"item_id": self.reasoning_id, "output_index": 0, "summary_index": 0}
+        part: dict[str, Any] = {"type": "summary_text"}
+        done: dict[str, Any] = {
+            "id": self.reasoning_id,
+            "type": "reasoning",
+            "summary": [{**part, "text": self.reply.thinking}],
+        }
+        if self.encrypted:
+            done["encrypted_content"] = "gAAAAA" + self.new_id("", 120)
+        events = self._part(
+            ("response.reasoning_summary_part", "response.reasoning_summary_text"),
+            where,
+            part,
+            self.thinking,
+            {},
+        )
+        following = self.message_id if self.has_text else (self.call_items or [""])[0]
+        self.issued.responses_reasoning[self.reasoning_id] = following
+        self.issued.responses_calls.update(dict.fromkeys(self.call_ids, self.reasoning_id))
+        return self._item(0, {**done, "summary": []}, events, done), done
+
+    def _message_item(self) -> tuple[list[Frame], dict[str, Any]]:
+        index = self.message_index
+        where = {"item_id": self.message_id, "output_index": index, "content_index": 0}
+        part: dict[str, Any] = {"type": "output_text", "annotations": [], "logprobs": []}
+        message = {"id": self.message_id, "type": "message", "role": "assistant"}
+        refusal = self.reply.refusal
+        if refusal is None:
+            content = [{**part, "text": self.text}]
             events = self._part(
                 ("response.content_part", "response.output_text"), where, part, self.deltas, {"logprobs": []}
             )
-            items.append(
-                (self._item(index, {**message, "status": "in_progress", "content": []}, events, done), done)
-            )
+        else:
+            content = [{"type": "refusal", "refusal": refusal}]
+            events = [
+                self.event("response.content_part.added", **where, part={"type": "refusal", "refusal": ""}),
+                *(self.event("response.refusal.delta", **where, delta=d) for d in split_text(refusal)),
+                self.event("response.refusal.done", **where, refusal=refusal),
+                self.event("response.content_part.done", **where, part=content[0]),
+            ]
+        done = {**message, "status": "completed", "content": content}
+        return self._item(index, {**message, "status": "in_progress", "content": []}, events, done), done
+
+    def _items(self) -> list[tuple[list[Frame], dict[str, Any]]]:
+        items = []
+        if self.reply.thinking is not None:
+            items.append(self._reasoning_item())
+        if self.has_text:
+            items.append(self._message_item())
         first_call = self.message_index + int(self.has_text)
         for i, (call, args) in enumerate(zip(self.reply.tool_calls, self.arguments, strict=True)):
             index = first_call + i
-            item_id = self.new_id("fc_", 32, _HEX)
+            item_id = self.call_items[i]
             item = {
                 "id": item_id,
                 "type": "function_call",
-                "call_id": call.id or self.new_id("call_", 24),
+                "call_id": self.call_ids[i],
                 "name": call.name,
             }
             where = {"item_id": item_id, "output_index": index}
@@ -498,7 +581,7 @@ class _AnthropicRenderer(Renderer):
     def __init__(self, reply: Reply, request: Any = None, *, seed: int = 0, model: str | None = None) -> None:
         super().__init__(reply, request, seed=seed, model=model)
         self.id = self.new_id("msg_01", 22)
-        self.text_index = 1 if reply.thinking is not None else 0
+        self.text_index = (reply.thinking is not None) + (reply.redacted_thinking is not None)
 
     def _block(self, index: int, block: dict[str, Any], deltas: list[dict[str, Any]]) -> list[Frame]:
         return [
@@ -511,16 +594,22 @@ class _AnthropicRenderer(Renderer):
         frames: list[Frame] = []
         if self.reply.thinking is not None:
             deltas = [{"type": "thinking_delta", "thinking": t} for t in self.thinking]
-            signature = {"type": "signature_delta", "signature": self.new_id("Eq", 96)}
+            signature = self.new_id("Eq", 96)
+            self.issued.anthropic_signatures.add(signature)
             frames += self._block(
-                0, {"type": "thinking", "thinking": "", "signature": ""}, [*deltas, signature]
+                0,
+                {"type": "thinking", "thinking": "", "signature": ""},
+                [*deltas, {"type": "signature_delta", "signature": signature}],
             )
+        if self.reply.redacted_thinking is not None:
+            redacted = {"type": "redacted_thinking", "data": self.reply.redacted_thinking}
+            frames += self._block(self.text_index - 1, redacted, [])
         if self.has_text:
             deltas = [{"type": "text_delta", "text": t} for t in self.deltas]
             frames += self._block(self.text_index, {"type": "text", "text": ""}, deltas)
         first_tool = self.text_index + int(self.has_text)
         for i, (call, args) in enumerate(zip(self.reply.tool_calls, self.arguments, strict=True)):
-            block = {
+            block: dict[str, Any] = {
                 "type": "tool_use",
                 "id": call.id or self.new_id("toolu_01", 22),
                 "name": call.name,
@@ -544,6 +633,9 @@ class _AnthropicRenderer(Renderer):
             "stop_sequence": None,
         }
         delta: dict[str, Any] = {"delta": {"stop_reason": self.finish, "stop_sequence": None}}
+        if self.reply.refusal is not None:
+            details = {"type": "refusal", "category": None, "explanation": self.reply.refusal or None}
+            delta["delta"]["stop_details"] = details
         if u is not None:
             message["usage"] = {
                 "input_tokens": u.input - u.cached,
@@ -607,13 +699,19 @@ class _GeminiRenderer(Renderer):
         return Frame({**chunk, "modelVersion": self.model, "responseId": self.response_id})
 
     def frames(self) -> list[Frame]:
-        chunks: list[list[dict[str, Any]]] = [[{"text": d}] for d in self.deltas]
+        chunks: list[list[dict[str, Any]]] = [[{"text": t, "thought": True}] for t in self.thinking]
+        chunks += [[{"text": d}] for d in self.deltas]
         calls = [
             {"functionCall": {"name": c.name, "args": c.arguments, **({"id": c.id} if c.id else {})}}
             for c in self.reply.tool_calls
         ]
         chunks += [calls] if calls else []
         chunks = chunks or [[{"text": ""}]]
+        if self.reply.thinking is not None:  # thinking models sign the first call, else the last part
+            signature = self.new_id("Cq", 64)
+            self.issued.gemini_signatures.add(signature)
+            signed: dict[str, Any] = calls[0] if calls else chunks[-1][-1]
+            signed["thoughtSignature"] = signature
         n = len(chunks)
         return [
             self._chunk(parts, (i + 1) / n, self.finish if i == n - 1 else None)

@@ -8,11 +8,13 @@
 ``GET /api/chat/{id}``              ``{"messages": [...]}``: what the chat was last sent
 ``GET /api/chat/{id}/stream``       the chat's latest reply, replayed then live (``204``
                                     when there is none): a second tab or a refresh follows
+``POST /api/chat/{id}/stop``        Stop: cancel the chat's reply for every viewer
 ``POST /api/agui``                  the same engine and tools for AG-UI clients
 ==================================  =====================================================
 
-A reply's upstream request is cancelled when its last viewer leaves (Stop in the page
-aborts the POST). Serve it with ``handler_cancellation=True``, as :func:`start` does.
+Stop in the page calls the stop route (and aborts its own request); a reply whose last
+viewer left keeps running ``linger`` seconds for a refresh to come back, then is
+cancelled. Serve it with ``handler_cancellation=True``, as :func:`start` does.
 """
 
 from __future__ import annotations
@@ -34,13 +36,19 @@ from rx_allm.ui.rooms import Room, Rooms
 from rx_allm.ui.run import chat_events, describe
 
 ROOMS = web.AppKey("rooms", Rooms)
+LINGER = 10.0
 STATIC = resources.files("rx_allm.ui").joinpath("static")
 
 
-def make_chat_app(engine: Engine, *, tools: Sequence[Any] = (), **opts: Any) -> web.Application:
-    """The chat app for ``engine`` (``tools`` run on the server; ``opts`` go to every call)."""
+def make_chat_app(
+    engine: Engine, *, tools: Sequence[Any] = (), linger: float = LINGER, **opts: Any
+) -> web.Application:
+    """The chat app for ``engine`` (``tools`` run on the server; ``opts`` go to every call).
+
+    ``linger``: seconds a reply keeps running after its last viewer left (a refresh comes back).
+    """
     app = web.Application()
-    rooms = app[ROOMS] = Rooms()
+    rooms = app[ROOMS] = Rooms(linger=linger)
     info = describe(engine, opts)
 
     async def send(request: web.Request) -> web.StreamResponse:
@@ -61,6 +69,12 @@ def make_chat_app(engine: Engine, *, tools: Sequence[Any] = (), **opts: Any) -> 
             return web.Response(status=204)
         return await _watch(request, room, info)
 
+    async def stop(request: web.Request) -> web.Response:
+        room = rooms.get(request.match_info["id"])
+        if room is not None:
+            room.generation.stop("stopped by a viewer")
+        return web.Response(status=204)
+
     async def history(request: web.Request) -> web.Response:
         room = rooms.get(request.match_info["id"])
         return web.json_response({"messages": room.messages if room is not None else []})
@@ -77,6 +91,7 @@ def make_chat_app(engine: Engine, *, tools: Sequence[Any] = (), **opts: Any) -> 
     app.router.add_post("/api/chat", send)
     app.router.add_get("/api/chat/{id}", history)
     app.router.add_get("/api/chat/{id}/stream", follow)
+    app.router.add_post("/api/chat/{id}/stop", stop)
     app.router.add_post("/api/agui", ag_ui_handler(engine, tools=tools, **opts))
     app.router.add_static("/assets", str(STATIC.joinpath("assets")))
     app.on_shutdown.append(stop_all)

@@ -4,7 +4,9 @@ A generation is a :class:`~rx_allm.demo.generations.Generation`: one upstream re
 replayed to any number of viewers, cancelled when the last viewer leaves. The tab that
 sent the message is the first viewer; a second tab (or a refresh) on the same chat id
 attaches with ``GET /api/chat/<id>/stream`` and gets the whole reply so far, then follows
-it live. A chat keeps only its latest generation; at most ``keep`` chats are kept.
+it live. With ``linger``, a reply whose last viewer left keeps running that many seconds
+for a viewer to come back (a refresh); Stop (``POST /api/chat/<id>/stop``) cancels it at
+once. A chat keeps only its latest generation; at most ``keep`` chats are kept.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ class Room:
 class Rooms:
     """The chats of one app (most recently used last)."""
 
-    def __init__(self, keep: int = 200) -> None:
+    def __init__(self, keep: int = 200, linger: float = 0.0) -> None:
         self.keep = keep
+        self.linger = linger
         self._rooms: OrderedDict[str, Room] = OrderedDict()
 
     def start(self, chat_id: str, messages: list[dict[str, Any]], events: Observable[Any]) -> Room:
@@ -40,9 +43,8 @@ class Rooms:
         old = self._rooms.pop(chat_id, None)
         if old is not None:
             old.generation.stop("a new message was sent")
-        room = Room(
-            messages, Generation(secrets.token_urlsafe(9), chat_id, events), f"msg-{secrets.token_hex(6)}"
-        )
+        generation = Generation(secrets.token_urlsafe(9), chat_id, events, linger=self.linger)
+        room = Room(messages, generation, f"msg-{secrets.token_hex(6)}")
         self._rooms[chat_id] = room
         while len(self._rooms) > self.keep:
             _, dropped = self._rooms.popitem(last=False)

@@ -1,6 +1,7 @@
 // The chat page of `rx-allm serve`: useChat from @ai-sdk/react with its default transport
 // (POST /api/chat, resume with GET /api/chat/<id>/stream). A tab opened on the page's
-// share link (#<chat id>) loads the conversation and follows the running generation.
+// share link (#<chat id>), or the same page refreshed, loads the conversation and follows
+// the running generation.
 import { useEffect, useState } from "react";
 import { useChat } from "@ai-sdk/react";
 import { Part } from "./Part.jsx";
@@ -57,7 +58,10 @@ function Chat({ id, history, follow }) {
         {messages.map((message) => (
           <article key={message.id} className={`message ${message.role}`} data-role={message.role}>
             {message.role === "assistant" && message.metadata?.provider && (
-              <div className="by">{message.metadata.provider} · {message.metadata.model ?? ""}</div>
+              <div className="by">
+                {message.metadata.provider}
+                {message.metadata.model ? ` · ${message.metadata.model}` : ""}
+              </div>
             )}
             {message.parts.map((part, index) => (
               <Part key={index} part={part} />
@@ -78,7 +82,7 @@ function Chat({ id, history, follow }) {
           }}
         />
         <button type="submit" id="send" disabled={busy}>Send</button>
-        <button type="button" id="stop" disabled={!busy} onClick={() => stop()}>Stop</button>
+        <button type="button" id="stop" disabled={!busy} onClick={() => halt(id, stop)}>Stop</button>
       </form>
       <p className="share">
         Open <a href={`#${id}`} target="_blank" rel="noreferrer" id="share">this conversation</a> in another
@@ -86,4 +90,12 @@ function Chat({ id, history, follow }) {
       </p>
     </>
   );
+}
+
+// Stop for every viewer: the server cancels the reply (the provider sees the close), and
+// this tab stops reading. Closing a tab or refreshing is not a Stop: the reply keeps
+// running for a while so the refreshed page can follow it again.
+function halt(id, stop) {
+  stop();
+  fetch(`api/chat/${encodeURIComponent(id)}/stop`, { method: "POST" });
 }

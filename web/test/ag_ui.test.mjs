@@ -70,3 +70,18 @@ test("an upstream error is RUN_ERROR with the typed reason", async () => {
   assert.equal(errors[0].code, "provider_unavailable");
   assert.match(errors[0].message, /^provider_unavailable: /);
 });
+
+test("reasoning arrives before the answer", async () => {
+  const a = new HttpAgent({
+    url: `${BASE}/reasoning/api/agui`,
+    threadId: "thread-reasoning",
+    initialMessages: [{ id: "u1", role: "user", content: "what is 6 * 7?" }],
+  });
+  const reasoning = [];
+  await a.runAgent(
+    { runId: "run-r" },
+    { onReasoningMessageContentEvent: ({ event }) => reasoning.push(event.delta) },
+  );
+  assert.equal(reasoning.join(""), "Let me think. 6 times 7 is 42.");
+  assert.equal(a.messages.filter((m) => m.role === "assistant").map((m) => m.content).join(""), "42");
+});

@@ -107,3 +107,15 @@ test("a malformed request is refused with a one-line reason", async () => {
   assert.equal(response.status, 400);
   assert.equal(await response.text(), "invalid_request: messages.0.role: unknown role 'robot'");
 });
+
+test("reasoning arrives as a reasoning part before the text", async () => {
+  const { message, errors } = await send([userMessage("what is 6 * 7?")], `${BASE}/reasoning/api/chat`);
+  assert.deepEqual(errors, []);
+  assert.deepEqual(
+    message.parts.filter((p) => p.type !== "step-start").map((p) => [p.type, p.text, p.state]),
+    [
+      ["reasoning", "Let me think. 6 times 7 is 42.", "done"],
+      ["text", "42", "done"],
+    ],
+  );
+});

@@ -14,10 +14,12 @@ classifying in-band error frames and HTTP error bodies, the headers, the tool sp
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from reactivex import Observable
 
@@ -32,6 +34,7 @@ from rx_allm.providers.openai.responses import ResponsesMapper
 from rx_allm.providers.openai.shared import (
     DIALECT,
     LATER_GPT,
+    is_azure,
     request_headers,
     unsupported,
 )
@@ -42,24 +45,43 @@ _RESPONSES_MODELS = re.compile(rf"^(?:{LATER_GPT}|o[1-9])")
 # -- the adapter ----------------------------------------------------------------
 class OpenAI:
     """Streams OpenAI Chat Completions or Responses (``adapter_opts``: ``api_key``, ``base_url``,
-    ``endpoint``, ``organization``, ``project``, ``session``)."""
+    ``endpoint``, ``organization``, ``project``, ``session``; Azure OpenAI: ``azure_deployment``,
+    ``api_version``)."""
 
     name = "openai"
     requires_model = True
     env_vars: tuple[str, ...] = ("OPENAI_API_KEY",)
+    #: Where an Azure OpenAI key is looked up (the Azure variable first).
+    azure_env_vars: tuple[str, ...] = ("AZURE_OPENAI_API_KEY", "OPENAI_API_KEY")
     default_base_url = "https://api.openai.com/v1"
     default_model = "gpt-4.1-mini"
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
         """Pre-flight (raising), then a cold Observable performing one POST per subscription."""
-        key = resolve_api_key(self.name, opts, self.env_vars)
+        azure = is_azure(opts.adapter_opts)
+        key = resolve_api_key(self.name, opts, self.azure_env_vars if azure else self.env_vars)
         model = request.model or opts.model or ""
         endpoint = ENDPOINTS[select_endpoint(model, opts)]
         check_supported(request, opts, endpoint.name)
-        url = base_url(opts, self.default_base_url) + endpoint.path
+        url = endpoint_url(opts, os.environ.get("OPENAI_BASE_URL") or self.default_base_url, endpoint.path)
         body = endpoint.build_body(request, model, opts.params)
         headers = request_headers(key, opts.adapter_opts)
         return http_stream(http_call(opts, url, body, headers, endpoint.mapper, DIALECT))
+
+
+def endpoint_url(opts: StreamOptions, default_base_url: str, path: str) -> str:
+    """``base_url`` (else ``OPENAI_BASE_URL``, else the API) + the path; Azure deployments get theirs.
+
+    With ``azure_deployment`` the path is ``/openai/deployments/<name><path>`` under the
+    resource's ``base_url``; ``api_version`` is sent as the ``api-version`` query parameter.
+    """
+    url = base_url(opts, default_base_url)
+    deployment = opts.adapter_opts.get("azure_deployment")
+    if deployment:
+        url += f"/openai/deployments/{quote(str(deployment), safe='')}"
+    url += path
+    version = opts.adapter_opts.get("api_version")
+    return f"{url}?{urlencode({'api-version': version})}" if version else url
 
 
 def select_endpoint(model: str, opts: StreamOptions) -> str:

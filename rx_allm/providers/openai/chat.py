@@ -3,8 +3,11 @@
 :class:`ChatCompletionsMapper` reads ``choices[0]`` of each chunk (tolerating
 ``choices: []``/``null``), assembles tool calls by ``index``, maps ``finish_reason``
 and the final ``usage`` chunk, and completes at ``data: [DONE]`` (or at EOF after a
-``finish_reason``). ``finish_reason: "content_filter"`` ends the stream with
-``AdapterError("content_filter")`` after the partial output.
+``finish_reason``). ``finish_reason: "content_filter"`` completes with ``content_filter``
+(partial output kept); ``delta.refusal`` fragments are a refusal (``Message.refusal``,
+finish ``content_filter``); compatible servers' ``reasoning_content``/``reasoning`` deltas
+stream as reasoning. An assistant message's reasoning is never sent back (the API has
+no field for it).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from typing import Any
 
 from rx_allm._sse import SSEEvent
 from rx_allm.adapter import Emit, StreamMapper, on, usage_from
-from rx_allm.errors import AdapterError
 from rx_allm.models import FinishReason, Message, Request, ResponseFormat, Tool
 from rx_allm.providers.openai.shared import (
     LATER_GPT,
@@ -151,6 +153,8 @@ class ChatCompletionsMapper(StreamMapper):
 
     @on("chunk")
     def _chunk(self, chunk: dict[str, Any]) -> None:
+        if chunk.get("id") or chunk.get("choices") != []:  # not Azure's empty prompt-filter chunk
+            self.announce(chunk.get("id"), chunk.get("model"))
         choice = _first_choice(chunk.get("choices"))
         if choice is not None:
             self._choice(choice)
@@ -160,6 +164,7 @@ class ChatCompletionsMapper(StreamMapper):
 
     @on("error")
     def _error(self, chunk: dict[str, Any]) -> None:
+        self.announce()
         raise_in_band(chunk["error"])
 
     def complete(self) -> None:
@@ -170,7 +175,9 @@ class ChatCompletionsMapper(StreamMapper):
 
     def _choice(self, choice: dict[str, Any]) -> None:
         delta = fields_of(choice.get("delta"))
+        self.reasoning_delta(0, delta.get("reasoning_content") or delta.get("reasoning"))
         self.text_delta(delta.get("content"))
+        self.refusal_delta(delta.get("refusal"))
         fragments = delta.get("tool_calls")
         if isinstance(fragments, list):
             for fragment in fragments:
@@ -206,14 +213,7 @@ class ChatCompletionsMapper(StreamMapper):
         slot.buffer.clear()
 
     def _finish(self, native: str) -> None:
-        finish = _CHAT_FINISH.get(native, "other")
-        if finish == "content_filter":
-            raise AdapterError(
-                "content_filter", "OpenAI stopped the reply: finish_reason content_filter", provider=PROVIDER
-            )
-        if finish != native:
-            self.completion_metadata["native_finish_reason"] = native
-        self.finish = finish
+        self.set_finish(native, _CHAT_FINISH.get(native, "other"))
         self.terminal_seen = True
 
 

@@ -73,10 +73,16 @@ def unsupported(message: str) -> AdapterError:
     return AdapterError("unsupported_feature", message, provider=PROVIDER)
 
 
+def is_azure(adapter_opts: Mapping[str, Any]) -> bool:
+    """Azure OpenAI: an ``azure_deployment`` or an ``api_version`` is set."""
+    return bool(adapter_opts.get("azure_deployment") or adapter_opts.get("api_version"))
+
+
 def request_headers(key: str, adapter_opts: Mapping[str, Any]) -> dict[str, str]:
-    """Authorization, JSON in, SSE out, and the optional organization/project headers."""
+    """The key (``Authorization: Bearer``, or Azure's ``api-key``), JSON in, SSE out, organization/project."""
+    auth = {"api-key": key} if is_azure(adapter_opts) else {"Authorization": f"Bearer {key}"}
     headers = {
-        "Authorization": f"Bearer {key}",
+        **auth,
         "Content-Type": "application/json",
         "Accept": "text/event-stream",
     }
