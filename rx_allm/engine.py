@@ -19,7 +19,6 @@ import itertools
 import re
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from pydantic import (
@@ -140,6 +139,27 @@ def _check_stream(instance: Any) -> StreamAdapter:
     return instance  # type: ignore[no-any-return]
 
 
+class CallCounter:
+    """0, 1, 2, ... from any thread; pickled and copied as its next value.
+
+    ``itertools.count`` does the counting, but its own pickle and copy support is deprecated
+    (removed in Python 3.14), so an engine is pickled or deep-copied through this wrapper.
+    """
+
+    __slots__ = ("_count",)
+
+    def __init__(self, start: int = 0) -> None:
+        self._count = itertools.count(start)
+
+    def __next__(self) -> int:
+        return next(self._count)
+
+    def __reduce__(self) -> tuple[type[CallCounter], tuple[int]]:
+        value = next(self._count)
+        self._count = itertools.count(value)  # the value read is not lost
+        return CallCounter, (value,)
+
+
 class Engine(BaseModel):
     """An adapter plus its options and the defaults (model, tools, params) of every call."""
 
@@ -151,7 +171,7 @@ class Engine(BaseModel):
     tools: list[Tool] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
 
-    _calls: Iterator[int] = PrivateAttr(default_factory=itertools.count)
+    _calls: CallCounter = PrivateAttr(default_factory=CallCounter)
 
     @model_validator(mode="before")
     @classmethod
@@ -211,7 +231,7 @@ class Engine(BaseModel):
     def next_call_index(self) -> int:
         """0 for the engine's first call, then 1, 2, ... (thread-safe)."""
         # Read from the private-attribute dict directly: pydantic's __getattr__ costs ~1.7 µs a call.
-        counter: Iterator[int] = self.__pydantic_private__["_calls"]  # type: ignore[index]
+        counter: CallCounter = self.__pydantic_private__["_calls"]  # type: ignore[index]
         return next(counter)
 
 

@@ -121,3 +121,29 @@ async def test_the_fan_out_example_returns_when_a_sink_raises() -> None:
         sinks = await asyncio.wait_for(fan_out.run(engine, "hi"), WAIT)
     assert sinks.text.startswith("one")
     assert emulator.posts() == 1
+
+
+@pytest.mark.asyncio
+async def test_the_documented_recipe_ends_every_sink_when_one_raises() -> None:
+    """docs/concepts/cancellation.md's fan-out, with a raising sink subscribed first."""
+    async with ProviderEmulator(default=Reply(text="One request, three sinks.")) as emulator:
+        shared = allm.stream_generate(engines(emulator)["openai"], allm.request([allm.user("hi")])).pipe(
+            ops.publish()
+        )
+        shown: list[Any] = []
+        shared.subscribe(on_next=fail_on_second_delta(), on_error=shown.append)
+        shared.pipe(
+            ops.filter(lambda event: isinstance(event, allm.TextDelta)),
+            ops.map(lambda event: event.delta),
+        ).subscribe(shown.append, on_error=shown.append)
+        shared.pipe(ops.filter(lambda event: isinstance(event, allm.RawChunk))).subscribe(
+            shown.append, on_error=shown.append
+        )
+        collector = allm.StreamCollector()
+        shared.subscribe(on_next=collector.apply, on_error=collector.fail)
+        finished = shared.pipe(ops.to_future())
+        shared.connect()
+        with pytest.raises(SinkFailed):
+            await asyncio.wait_for(finished, WAIT)
+    assert sum(isinstance(item, SinkFailed) for item in shown) == 3  # the failing sink, ui, meter
+    assert collector.to_response().finish_reason == "error"

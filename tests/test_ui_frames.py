@@ -406,3 +406,50 @@ def test_sse_bytes_are_the_chunks_compact_json() -> None:
     for frame in expected.split(b"\n\n")[:-2]:
         data = frame[len(b"data: ") :].decode()
         assert data == json.dumps(json.loads(data), ensure_ascii=False, separators=(",", ":"))
+
+
+@allm.tool
+def confirm(action: str) -> str:
+    """Ask the user before acting."""
+    raise allm.AskUser(f"May I {action}?")
+
+
+def test_ask_user_becomes_a_data_part_and_ag_ui_custom_event() -> None:
+    call = ("tool_call", {"id": "c7", "name": "confirm", "arguments": {"action": "delete it"}})
+    engine = allm.Engine(adapter="fake", adapter_opts={"script": [call, ("finish", "tool_calls")]})
+    source = allm.stream_chat(engine, "clean up", tools=[confirm])
+    ask = [c for c in chunks(ai_sdk_frames(source)) if c["type"].startswith("data-")]
+    assert ask == [
+        {
+            "type": "data-ask-user",
+            "id": "c7",
+            "data": {"toolCallId": "c7", "toolName": "confirm", "question": "May I delete it?"},
+        }
+    ]
+    custom = [c for c in chunks(ag_ui_frames(source, thread_id="t", run_id="r")) if c["type"] == "CUSTOM"]
+    assert custom == [
+        {
+            "type": "CUSTOM",
+            "name": "ask_user",
+            "value": {"toolCallId": "c7", "toolName": "confirm", "question": "May I delete it?"},
+        }
+    ]
+
+
+@allm.tool
+def broken(x: int) -> int:
+    """Always fails."""
+    raise RuntimeError("disk on fire")
+
+
+def test_a_failed_tool_is_a_tool_output_error() -> None:
+    call = ("tool_call", {"id": "c8", "name": "broken", "arguments": {"x": 1}})
+    engine = allm.Engine(
+        adapter="fake",
+        adapter_opts={"scripts": [[call, ("finish", "tool_calls")], [("text", "sorry"), ("finish", "stop")]]},
+    )
+    out = chunks(ai_sdk_frames(allm.stream_chat(engine, "go", tools=[broken])))
+    errors = [c for c in out if c["type"] == "tool-output-error"]
+    assert len(errors) == 1 and errors[0]["toolCallId"] == "c8"
+    assert "disk on fire" in errors[0]["errorText"]
+    assert not any(c["type"] == "tool-output-available" for c in out)
