@@ -20,13 +20,18 @@ from rx_allm.engine import Engine
 from rx_allm.errors import EngineError, ValidationError
 from rx_allm.models import Request, Role
 from rx_allm.schema import output_type
+from rx_allm.strict import suggestion, unknown_names
 
 logger = logging.getLogger("rx_allm")
 
 #: Options removed by the runner (they belong to multi-turn orchestration).
-ORCHESTRATION_OPTIONS = ("mode", "max_turns", "halt_when")
+ORCHESTRATION_OPTIONS = ("mode", "max_turns", "halt_when", "tool_timeout", "on_tool_error")
 #: Call options that fill a :class:`Request` field when the request leaves it unset.
 REQUEST_FIELD_OPTIONS = ("temperature", "max_tokens", "tool_choice", "response_format")
+#: Call options the runner reads itself (besides the limits, the request fields and the
+#: orchestration options), and the keyword arguments of ``stream_generate``.
+CALL_OPTIONS = frozenset({"model", "request_id", "api_key", "adapter_opts", "extra_body"})
+RUNNER_ARGUMENTS = frozenset({"on_event", "emit_text_deltas", "emit_tool_deltas", "include_raw_chunks"})
 
 ROLES = frozenset(get_args(Role))
 RESERVED_TOOL_NAMES = frozenset({"auto", "none", "required", "any"})
@@ -95,12 +100,17 @@ def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[
     request_id = params.pop("request_id", None) or new_request_id()
     api_key = params.pop("api_key", None)
     adapter_opts = {**engine.adapter_opts, **(params.pop("adapter_opts", None) or {})}
+    extra_body = params.pop("extra_body", None)
 
     updates: dict[str, Any] = {}
     if model != request.model:
         updates["model"] = model
     if not request.tools and engine.tools:
         updates["tools"] = engine.tools
+    if isinstance(extra_body, dict) and extra_body:
+        updates["options"] = {**extra_body, **request.options}
+    elif extra_body is not None and not isinstance(extra_body, dict):
+        problems.append(("extra_body", "must_be_a_dict"))
     for key in REQUEST_FIELD_OPTIONS:
         value = params.pop(key, None)
         if value is not None and getattr(request, key) is None:
@@ -124,6 +134,33 @@ def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[
         call_index=engine.next_call_index(),
     )
     return resolved, opts
+
+
+def check_names(adapter: object, opts: StreamOptions) -> None:
+    """Refuse ``adapter_opts`` keys and provider parameters the adapter does not know.
+
+    An adapter declares them as ``options`` and ``params`` (collections of names); one that
+    declares neither is not checked. The error names the bad key and the nearest valid one.
+    """
+    name = getattr(adapter, "name", type(adapter).__name__)
+    options = getattr(adapter, "options", None)
+    if options is not None:
+        for key in opts.adapter_opts:
+            if key not in options:
+                raise EngineError(
+                    "invalid_engine",
+                    f"adapter {name!r} has no adapter_opts key {key!r}; {suggestion(key, options)}",
+                )
+    params = getattr(adapter, "params", None)
+    if params is not None:
+        unknown = [key for key in opts.params if key not in params]
+        if unknown:
+            valid = {*params, *CALL_OPTIONS, *RUNNER_ARGUMENTS, *REQUEST_FIELD_OPTIONS, *LIMITS}
+            problems = [
+                (key, f"{why} (pass provider parameters rx_allm does not model in extra_body)")
+                for key, why in unknown_names(unknown, valid, "option")
+            ]
+            raise ValidationError("invalid_request", errors=problems)
 
 
 def check_model(adapter: object, request: Request) -> None:
@@ -181,9 +218,11 @@ def _duration_problem(value: object) -> str | None:
 
 
 __all__ = [
+    "CALL_OPTIONS",
     "ORCHESTRATION_OPTIONS",
     "REQUEST_FIELD_OPTIONS",
     "check_model",
+    "check_names",
     "new_request_id",
     "prepare",
     "validate_request",

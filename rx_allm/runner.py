@@ -35,7 +35,7 @@ from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine
 from rx_allm.events import Event
 from rx_allm.models import Request, Response
-from rx_allm.preflight import check_model, new_request_id, prepare
+from rx_allm.preflight import check_model, check_names, new_request_id, prepare
 from rx_allm.schema import output_type
 
 OnEvent = Callable[[Event], Any]
@@ -65,6 +65,7 @@ def stream_generate(
     """
     adapter = engine.resolve_adapter()
     resolved, opts = prepare(engine, request, options)
+    check_names(adapter, opts)
     check_model(adapter, resolved)
     source = adapter.stream(resolved, opts)
     if stream_hook is not None:

@@ -19,6 +19,7 @@ rules keep the sequence a refinement, every item extending the one before:
 * a text that does not validate yet (a required field not yet present, a nested
   item missing its required fields) emits nothing; the next text that validates does.
 
+As a last guard, an item whose JSON does not extend the previous item's is skipped.
 An item equal to the previous one is not emitted again. Each ``message_started``
 starts over (a chat's tool steps and its final answer are separate messages).
 """
@@ -48,6 +49,7 @@ from rx_allm.events import (
 T = TypeVar("T")
 
 _NUMBER_END = frozenset("0123456789.eE+-")
+_NOTHING: Any = object()  # no value (yet)
 _PROBES = ("1", ".1", "e1")  # one of them changes any number still being written
 
 
@@ -68,11 +70,42 @@ def parse_partial_json(text: str) -> Any:
     ``None`` too while the text ends in a number that may still grow. A JSON
     ``null`` document also gives None: callers look for containers.
     """
+    value = _partial_value(text)
+    return None if value is _NOTHING else value
+
+
+def _partial_value(text: str) -> Any:
+    """The JSON value of ``text`` so far; ``_NOTHING`` when unparseable or ending in a growing number."""
+    if _number_may_grow(text):
+        return _NOTHING
     try:
-        value = from_json(text, allow_partial="trailing-strings")
+        return from_json(text, allow_partial="trailing-strings")
     except ValueError:
-        return None
-    return None if _number_may_grow(text) else value
+        return _NOTHING
+
+
+def refines(earlier: Any, later: Any) -> bool:
+    """True when the partial JSON value ``later`` extends ``earlier`` (a parse of a shorter text).
+
+    Only the last member at each level can still change between two parses of a growing
+    text (the members before it are complete), so only that path is walked: keys and
+    items may only be added, the last one must itself be extended, a string may only
+    grow, anything else must stay equal. This is the guard that keeps the partials a
+    refinement whatever the parser does with a text cut inside an escape sequence
+    (pydantic-core before 2.41 drops such a string for one delta).
+    """
+    if isinstance(earlier, dict):
+        if not isinstance(later, dict) or len(later) < len(earlier):
+            return False
+        last = next(reversed(earlier), None)
+        return last is None or (last in later and refines(earlier[last], later[last]))
+    if isinstance(earlier, list):
+        if not isinstance(later, list) or len(later) < len(earlier):
+            return False
+        return not earlier or refines(earlier[-1], later[len(earlier) - 1])
+    if isinstance(earlier, str):
+        return isinstance(later, str) and later.startswith(earlier)
+    return type(earlier) is type(later) and earlier == later
 
 
 def _number_may_grow(text: str) -> bool:
@@ -158,6 +191,7 @@ class _OutputState(Generic[T]):
         self.current = ""
         self.final_text: str | None = None
         self.last: Any = _NOTHING
+        self.last_raw: Any = _NOTHING  # the JSON value the last item was validated from
 
     def on_next(self, event: Event) -> None:
         if isinstance(event, TextDelta):
@@ -169,18 +203,20 @@ class _OutputState(Generic[T]):
         elif isinstance(event, MessageCompleted):
             self.final_text = event.message.text or None
         elif isinstance(event, MessageStarted):
-            self.blocks, self.current, self.final_text, self.last = [], "", None, _NOTHING
+            self.blocks, self.current, self.final_text = [], "", None
+            self.last = self.last_raw = _NOTHING
 
     def _emit_partial(self) -> None:
         text = "".join(self.blocks) + self.current
-        if _number_may_grow(text):
+        raw = _partial_value(text)
+        if raw is _NOTHING or (self.last_raw is not _NOTHING and not refines(self.last_raw, raw)):
             return
         try:
             value = self.adapter.validate_json(text, experimental_allow_partial="trailing-strings")
         except pydantic.ValidationError:
             return
         if value != self.last:
-            self.last = value
+            self.last, self.last_raw = value, raw
             self.observer.on_next(value)
 
     def on_completed(self) -> None:
@@ -192,9 +228,6 @@ class _OutputState(Generic[T]):
             return
         self.observer.on_next(value)
         self.observer.on_completed()
-
-
-_NOTHING: Any = object()
 
 
 def output_error(exc: pydantic.ValidationError, name: str) -> ValidationError:
@@ -234,7 +267,8 @@ class _ArgumentsState:
         if isinstance(event, ToolCallDelta):
             raw = self.raw[event.id] = self.raw.get(event.id, "") + event.arguments_delta
             value = parse_partial_json(raw)
-            if isinstance(value, dict) and value != self.last.get(event.id):
+            last = self.last.get(event.id, {})
+            if isinstance(value, dict) and value != last and refines(last, value):
                 self.last[event.id] = value
                 self.observer.on_next(
                     PartialArguments(id=event.id, name=self.names.get(event.id), arguments=value)
@@ -251,4 +285,11 @@ class _ArgumentsState:
             self.last.clear()
 
 
-__all__ = ["PartialArguments", "output_error", "parse_partial_json", "partial_output", "partial_arguments"]
+__all__ = [
+    "PartialArguments",
+    "output_error",
+    "parse_partial_json",
+    "partial_arguments",
+    "partial_output",
+    "refines",
+]

@@ -91,6 +91,7 @@ async def test_instrument_records_a_genai_span_and_metrics_per_stream(
     assert attrs["gen_ai.request.model"] == engine.model
     assert (attrs["gen_ai.request.max_tokens"], attrs["gen_ai.request.temperature"]) == (50, 0.2)
     assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
+    assert isinstance(attrs["gen_ai.response.id"], str) and isinstance(attrs["gen_ai.response.model"], str)
     assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (12, 8)
     assert attrs["server.address"] == "127.0.0.1" and isinstance(attrs["server.port"], int)
     assert attrs["gen_ai.response.time_to_first_chunk"] > 0

@@ -316,3 +316,18 @@ def test_partial_output_of_a_chat_is_the_final_answer_after_the_tool_steps() -> 
         Weather(city="Paris", temperature=21.5, notes=["warm"]),  # the final, after chat_completed's step
     ]
     assert_completed(records)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later", "expected"),
+    [
+        ({"a": "x"}, {"a": "xy", "b": 1}, True),
+        ({"a": {"b": ""}}, {"a": {}}, False),  # a string dropped: what an older parser does inside an escape
+        ([1, "a"], [1, "ab", 3], True),
+        ([1, 2], [1], False),
+        (2, 21, False),
+        (True, 1, False),
+    ],
+)
+def test_refines_is_the_guard_that_keeps_partials_monotone(earlier: Any, later: Any, expected: bool) -> None:
+    assert allm.structured.refines(earlier, later) is expected

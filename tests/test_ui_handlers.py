@@ -256,3 +256,26 @@ async def read_frames(response: aiohttp.ClientResponse, count: int) -> bytes:
         while seen.count(b"data: ") < count:
             seen += await response.content.readany()
     return seen
+
+
+@pytest.mark.asyncio
+async def test_anthropic_thinking_streams_as_reasoning_before_the_text(emulator: ProviderEmulator) -> None:
+    emulator.enqueue(Reply(thinking="Weighing the options.", text="Pick B."))
+    engine = allm.Engine(
+        adapter="anthropic",
+        adapter_opts={"base_url": emulator.base_url("anthropic"), "api_key": "sk-ant-test-0123456789"},
+        model="claude-test",
+    )
+    app = web.Application()
+    app.router.add_post("/api/chat", ai_sdk_handler(engine))
+    async with (
+        serving(app) as url,
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/api/chat", json=UI_BODY) as response,
+    ):
+        chunks = sse_payloads(await response.read())[:-1]
+    kinds = [c["type"] for c in chunks]
+    assert kinds.index("reasoning-end") < kinds.index("text-start")
+    assert "".join(c["delta"] for c in chunks if c["type"] == "reasoning-delta") == "Weighing the options."
+    assert "".join(c["delta"] for c in chunks if c["type"] == "text-delta") == "Pick B."
+    assert chunks[0]["messageMetadata"] == {"provider": "anthropic", "model": "claude-test"}

@@ -10,7 +10,18 @@ from urllib.parse import urlsplit
 
 from rx_allm._redact import redact
 from rx_allm.errors import RxAllmError
-from rx_allm.events import Event, MessageCompleted, RawChunk, TextDelta, ToolCallDelta, ToolCallStarted
+from rx_allm.events import (
+    META_MODEL,
+    META_RESPONSE_ID,
+    REASONING_DELTA,
+    REFUSAL_DELTA,
+    Event,
+    MessageCompleted,
+    RawChunk,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStarted,
+)
 from rx_allm.models import Request, Usage
 from rx_allm.otel._messages import input_attributes, output_attribute
 
@@ -25,6 +36,7 @@ OPERATION_NAMES = {"gemini": "generate_content"}
 _DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 _CHUNK_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+_CHUNK_KINDS = frozenset({REASONING_DELTA, REFUSAL_DELTA})  # raw chunks that are output
 _USAGE_ATTRIBUTES = (
     ("input_tokens", "gen_ai.usage.input_tokens"),
     ("output_tokens", "gen_ai.usage.output_tokens"),
@@ -128,7 +140,7 @@ class Recording:
     def on_event(self, event: Event) -> None:
         """Note one delivered event (chunk times, usage, the final message)."""
         if isinstance(event, (TextDelta, ToolCallDelta, ToolCallStarted)) or (
-            isinstance(event, RawChunk) and event.kind == "reasoning_delta"
+            isinstance(event, RawChunk) and event.kind in _CHUNK_KINDS
         ):
             now = time.monotonic()
             if self.last_chunk is None:
@@ -181,12 +193,9 @@ class Recording:
             return {}
         out: dict[str, Any] = {"gen_ai.response.finish_reasons": [final.finish_reason or "other"]}
         metadata = final.metadata
-        if isinstance(metadata.get("model"), str):
-            out["gen_ai.response.model"] = metadata["model"]
-        for key in ("response_id", "provider_id", "id"):
+        for key, name in ((META_MODEL, "gen_ai.response.model"), (META_RESPONSE_ID, "gen_ai.response.id")):
             if isinstance(metadata.get(key), str):
-                out["gen_ai.response.id"] = metadata[key]
-                break
+                out[name] = metadata[key]
         return out
 
 

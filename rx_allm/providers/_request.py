@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import SecretStr
 
@@ -15,6 +15,7 @@ from rx_allm._transport import HttpCall
 from rx_allm.adapter import Emit, StreamMapper, StreamOptions, parse_arguments
 from rx_allm.errors import AdapterError, ValidationError
 from rx_allm.models import Message, Tool, ToolCall
+from rx_allm.strict import encode_body
 
 
 def resolve_api_key(provider: str, opts: StreamOptions, env_vars: Sequence[str]) -> str:
@@ -43,10 +44,31 @@ def resolve_api_key(provider: str, opts: StreamOptions, env_vars: Sequence[str])
     )
 
 
+#: Query parameters that carry a credential (refused in a ``base_url``).
+_CREDENTIAL_PARAMS = frozenset({"key", "api_key", "api-key", "apikey", "access_token", "token"})
+
+
 def base_url(opts: StreamOptions, default: str) -> str:
-    """``adapter_opts["base_url"]`` (without a trailing slash) or the provider default."""
-    url = opts.adapter_opts.get("base_url") or default
-    return str(url).rstrip("/")
+    """``adapter_opts["base_url"]`` (without a trailing slash) or the provider default.
+
+    A URL carrying credentials (``user:password@``, a ``key=`` query parameter) is refused
+    with ``AdapterError("invalid_request")`` naming the problem, never the URL: the key
+    belongs in ``api_key``, where it is kept out of logs and errors.
+    """
+    url = str(opts.adapter_opts.get("base_url") or default).rstrip("/")
+    parts = urlsplit(url)
+    where = None
+    if parts.username or parts.password:
+        where = "user:password@ before the host"
+    elif any(
+        name.lower() in _CREDENTIAL_PARAMS for name, _ in parse_qsl(parts.query, keep_blank_values=True)
+    ):
+        where = "a key parameter in the query"
+    if where is not None:
+        raise AdapterError(
+            "invalid_request", f"base_url carries credentials ({where}): pass the key as api_key instead"
+        )
+    return url
 
 
 def http_call(
@@ -57,7 +79,18 @@ def http_call(
     new_mapper: Callable[[Emit], StreamMapper],
     dialect: ErrorDialect,
 ) -> HttpCall:
-    """One provider request: ``body`` as compact JSON, with the call's timeouts and ``session``."""
+    """One provider request: ``body`` as compact JSON, with the call's timeouts and ``session``.
+
+    A body JSON cannot carry raises ``ValidationError`` and a header value with a line break
+    ``AdapterError("invalid_request")``, both before any I/O.
+    """
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:
+            raise AdapterError(
+                "invalid_request",
+                f"the {name.lower()!r} header value has a line break (CR/LF): check the option setting it",
+                provider=dialect.provider,
+            )
     return HttpCall(
         url=url,
         body=json_bytes(body),
@@ -73,8 +106,8 @@ def http_call(
 
 
 def json_bytes(body: Mapping[str, Any]) -> bytes:
-    """A request body as compact UTF-8 JSON."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    """A request body as compact UTF-8 JSON (``ValidationError`` naming the path of a non-JSON value)."""
+    return encode_body(body)
 
 
 def system_text(messages: Sequence[Message]) -> str:

@@ -35,6 +35,7 @@ from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, o
 from rx_allm.errors import AdapterError
 from rx_allm.events import META_STOP_DETAILS, META_STOP_SEQUENCE, Event, RawChunk
 from rx_allm.models import FinishReason, Message, Reasoning, Request, ResponseFormat, Usage
+from rx_allm.providers._names import ANTHROPIC_OPTIONS, ANTHROPIC_PARAMS
 from rx_allm.providers._request import (
     base_url,
     call_arguments,
@@ -113,6 +114,8 @@ class Anthropic:
     env_vars: tuple[str, ...] = ("ANTHROPIC_API_KEY",)
     default_base_url = "https://api.anthropic.com"
     default_model = "claude-haiku-4-5"
+    options = ANTHROPIC_OPTIONS
+    params = ANTHROPIC_PARAMS
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
         """A cold Observable of one ``POST /v1/messages`` (raises for a missing key or ``json_object``)."""

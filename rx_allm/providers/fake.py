@@ -65,6 +65,7 @@ from rx_allm.events import (
     usage_chunk,
 )
 from rx_allm.models import FinishReason, Message, Reasoning, Request, ToolCall, Usage
+from rx_allm.providers._names import ALL_PARAMS, FAKE_OPTIONS
 
 _CACHE_SIZE = 512
 _FINISH_REASONS = frozenset(get_args(FinishReason))
@@ -88,6 +89,8 @@ class Fake:
 
     name = "fake"
     requires_model = False
+    options = FAKE_OPTIONS
+    params = ALL_PARAMS  # the Fake ignores them, but refuses the typos a real adapter would
 
     def __init__(self) -> None:
         self._compiled: dict[str, list[_Step]] = {}

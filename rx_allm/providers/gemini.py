@@ -40,6 +40,7 @@ from rx_allm.adapter import Emit, StreamMapper, StreamOptions, merge_reported, o
 from rx_allm.errors import AdapterError
 from rx_allm.events import THOUGHT_SIGNATURE, Event
 from rx_allm.models import FinishReason, Message, Request, Usage
+from rx_allm.providers._names import GEMINI_OPTIONS, GEMINI_PARAMS, GENERATION_FIELDS
 from rx_allm.providers._request import (
     base_url,
     call_arguments,
@@ -98,30 +99,6 @@ _USAGE_FIELDS: dict[str, str | tuple[str, str]] = {
     "reasoning_tokens": "thoughtsTokenCount",
 }
 
-#: ``generationConfig`` fields a provider parameter may name (in camelCase or snake_case).
-GENERATION_FIELDS = frozenset(
-    {
-        "candidateCount",
-        "enableEnhancedCivicAnswers",
-        "frequencyPenalty",
-        "logprobs",
-        "maxOutputTokens",
-        "mediaResolution",
-        "presencePenalty",
-        "responseJsonSchema",
-        "responseLogprobs",
-        "responseMimeType",
-        "responseModalities",
-        "responseSchema",
-        "seed",
-        "speechConfig",
-        "stopSequences",
-        "temperature",
-        "thinkingConfig",
-        "topK",
-        "topP",
-    }
-)
 _PARAM_ALIASES = {"stop": "stopSequences", "max_tokens": "maxOutputTokens"}
 
 
@@ -156,6 +133,8 @@ class Gemini:
     env_vars: tuple[str, ...] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     default_base_url = "https://generativelanguage.googleapis.com"
     default_model = "gemini-2.5-flash"
+    options = GEMINI_OPTIONS
+    params = GEMINI_PARAMS
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
         """A cold Observable of one ``streamGenerateContent`` call (raises for a missing key)."""

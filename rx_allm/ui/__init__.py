@@ -1,10 +1,13 @@
 """Browser protocols: the Vercel AI SDK UI message stream and AG-UI, one operator away.
 
 * :func:`ai_sdk_frames` / :func:`ai_sdk_sse` — chat or generate events to the UI message
-  stream ``useChat`` consumes; :func:`messages_from_ai_sdk` — its request to messages;
+  stream ``useChat`` consumes; :func:`messages_from_ai_sdk` — its request to a ``Thread``;
 * :func:`ag_ui_frames` / :func:`ag_ui_sse` — the AG-UI event stream; :func:`messages_from_ag_ui`
-  — a ``RunAgentInput`` to messages;
-* :func:`ai_sdk_handler`, :func:`ag_ui_handler` — aiohttp handlers doing the whole exchange.
+  — a ``RunAgentInput`` to its ids, a ``Thread`` and the client's tools;
+* :func:`ai_sdk_handler`, :func:`ag_ui_handler` — aiohttp handlers doing the whole exchange;
+* ``rx_allm.ui.app`` — the chat app of ``rx-allm serve``.
+
+See the "Serve a chat UI" guide.
 """
 
 from rx_allm.ui.ag_ui import AG_UI_HEADERS, ag_ui_frames, ag_ui_sse

@@ -27,6 +27,7 @@ from rx_allm._transport import http_stream
 from rx_allm.adapter import Emit, StreamMapper, StreamOptions
 from rx_allm.events import Event
 from rx_allm.models import Request
+from rx_allm.providers._names import OPENAI_OPTIONS, OPENAI_PARAMS
 from rx_allm.providers._request import base_url, http_call, resolve_api_key
 from rx_allm.providers.openai import chat, responses
 from rx_allm.providers.openai.chat import ChatCompletionsMapper
@@ -55,6 +56,8 @@ class OpenAI:
     azure_env_vars: tuple[str, ...] = ("AZURE_OPENAI_API_KEY", "OPENAI_API_KEY")
     default_base_url = "https://api.openai.com/v1"
     default_model = "gpt-4.1-mini"
+    options = OPENAI_OPTIONS
+    params = OPENAI_PARAMS
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
         """Pre-flight (raising), then a cold Observable performing one POST per subscription."""
