@@ -196,3 +196,19 @@ def test_engine_tools_without_functions_halt_as_manual_calls() -> None:
 def test_halt_needs_a_reason() -> None:
     with pytest.raises(ValueError):
         allm.Halt("")
+
+
+def test_a_key_in_a_tool_exception_never_reaches_the_model() -> None:
+    key = "sk-proj-chat0123456789abcdefghijklmnopqrstuv"
+
+    @allm.tool
+    def leaky() -> str:
+        """Fails with a key in its message."""
+        raise RuntimeError(f"upstream refused key {key}")
+
+    requests: list[Any] = []
+    eng = engine([call("leaky"), ("finish", "tool_calls")], [("finish", "stop")], record=requests)
+    result = allm.chat_sync(eng, "x", tools=[leaky])
+    sent = requests[1][0].messages[-1].content
+    assert "upstream refused key" in sent and key not in sent
+    assert key not in result.model_dump_json()
