@@ -56,7 +56,7 @@ from rx_allm.events import (
     ToolResultEncoded,
     parse_event,
 )
-from rx_allm.iterate import EventStream, iterate
+from rx_allm.iterate import EventStream, iterate, iterate_sync
 from rx_allm.models import (
     Message,
     Request,
@@ -132,6 +132,7 @@ __all__ = [
     "generate",
     "generate_sync",
     "iterate",
+    "iterate_sync",
     "otel",
     "parse_event",
     "partial_arguments",

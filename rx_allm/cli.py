@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--provider", choices=["openai", "anthropic", "gemini", "fake"])
     serve.add_argument("--model")
     serve.add_argument("--base-url")
+    serve.add_argument(
+        "--redis", help="a Redis URL: replies and chats shared by every worker (extra `redis`)"
+    )
+    serve.add_argument("--workers", type=int, default=1, help="worker processes on the port (needs --redis)")
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -430,13 +434,35 @@ class JsonView(View):
 
 # -- serve -----------------------------------------------------------------------------
 def _serve(args: argparse.Namespace) -> int:
+    if args.workers < 1 or (args.workers > 1 and not args.redis):
+        print(
+            "rx-allm serve: --workers N (N > 1) needs --redis URL: workers share replies through Redis",
+            file=sys.stderr,
+        )
+        return 2
+    if args.workers == 1:
+        return _serve_worker(args)
+    from rx_allm.demo.server import run_processes
+
+    return run_processes(_serve_worker, [(args,)] * args.workers)
+
+
+def _serve_worker(args: argparse.Namespace) -> int:
+    """One process serving the chat app (its own provider target; replies shared with ``--redis``)."""
     from rx_allm.chat.demo_tools import DEMO_TOOLS
     from rx_allm.ui.server import serve
 
     with target_for(args) as target:
         if target.notice:
             print(target.notice, file=sys.stderr)
-        return serve(target.engine, host=args.host, port=args.port, tools=DEMO_TOOLS)
+        return serve(
+            target.engine,
+            host=args.host,
+            port=args.port,
+            tools=DEMO_TOOLS,
+            redis=args.redis,
+            reuse_port=args.workers > 1,
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""An async-iterator bridge for ``async for`` consumers (web frameworks, scripts).
+"""Iterator bridges: ``async for`` (web frameworks, async scripts) and plain ``for`` (sync code).
+
+``iterate_sync(events)`` is the sync form, the habit of the official SDKs' streams:
+``for event in allm.iterate_sync(events)`` subscribes at the first step, blocks between
+events, raises a terminal ``on_error``, and ``break`` (closing the generator) disposes the
+subscription, which cancels the request. It refuses to run on a thread that runs an event
+loop (it would block it).
 
 ``iterate(events)`` subscribes on the first ``__anext__``. ``aclose()``, leaving an
 ``async with`` block, or dropping the iterator (``break`` out of ``async for``
@@ -10,14 +16,16 @@ Events are buffered without bound between the subscription and the consumer.
 from __future__ import annotations
 
 import asyncio
+import queue
 import weakref
 from collections import deque
+from collections.abc import Iterator
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 
-from rx_allm._loop import call_on_loop
+from rx_allm._loop import call_on_loop, refuse_blocking
 
 T = TypeVar("T")
 
@@ -123,4 +131,30 @@ def iterate(events: Observable[T]) -> EventStream[T]:
     return EventStream(events)
 
 
-__all__ = ["EventStream", "iterate"]
+__all__ = ["EventStream", "iterate", "iterate_sync"]
+
+
+def iterate_sync(events: Observable[T]) -> Iterator[T]:
+    """Iterate an Observable with a plain ``for``; ``break`` disposes it, a terminal error is raised."""
+    refuse_blocking("iterate_sync()")
+    return _blocking_items(events)
+
+
+def _blocking_items(events: Observable[T]) -> Iterator[T]:
+    items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    subscription = events.subscribe(
+        on_next=lambda item: items.put(("next", item)),
+        on_error=lambda error: items.put(("error", error)),
+        on_completed=lambda: items.put(("end", None)),
+    )
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "next":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        subscription.dispose()

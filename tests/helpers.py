@@ -170,3 +170,22 @@ def assert_success_order(events: list[Any]) -> None:
         ]
         assert kinds[0] is ToolCallStarted and kinds[-1] is ToolCallCompleted
         assert kinds.count(ToolCallStarted) == kinds.count(ToolCallCompleted) == 1
+
+
+async def sse_frames(
+    response: aiohttp.ClientResponse, enough: Callable[[list[dict[str, Any]]], bool], timeout: float
+) -> list[dict[str, Any]]:
+    """SSE frames of a response as ``{"id": <id or None>, "data": <data text>}``, read until
+    ``enough(frames)`` holds or the body ends (each read bounded by ``timeout`` seconds)."""
+    frames: list[dict[str, Any]] = []
+    buffer = b""
+    while not enough(frames):
+        data = await asyncio.wait_for(response.content.readany(), timeout)
+        if not data:
+            break
+        buffer += data
+        while b"\n\n" in buffer:
+            raw, buffer = buffer.split(b"\n\n", 1)
+            fields = dict(line.split(": ", 1) for line in raw.decode().splitlines())
+            frames.append({"id": fields.get("id"), "data": fields["data"]})
+    return frames

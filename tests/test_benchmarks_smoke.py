@@ -43,6 +43,11 @@ CASES = [
         ["--streams", "4", "--chunks", "20", "--single-chunks", "200"],
         ["4/4", "aggregate/single", "RSS KiB/stream", "target"],
     ),
+    (
+        "relay.py",
+        ["--events", "500", "--paced", "20", "--stops", "2"],
+        ["direct", "MemoryRelay", "RedisRelay", "2/2 seen", "us/event", "targets:"],
+    ),
 ]
 
 

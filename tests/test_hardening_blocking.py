@@ -1,10 +1,11 @@
 """Blocking entries refuse to block the loop a stream needs, with ``BlockingCallError``.
 
-``events.run()``, ``generate_sync`` and ``chat_sync`` called inside ``on_next`` of a synchronous stream run on
-the library's background loop thread: waiting there for another HTTP stream — which needs that
-very loop — would deadlock every synchronous stream of the process. The same call inside a
-coroutine would block the caller's loop. Each refuses at once; the outer stream goes on.
-Every wait is bounded, so a deadlock fails the test instead of hanging it.
+``events.run()``, ``generate_sync``, ``chat_sync`` and ``record_sync`` called inside
+``on_next`` of a synchronous stream run on the library's background loop thread: waiting
+there for another HTTP stream — which needs that very loop — would deadlock every
+synchronous stream of the process. The same call inside a coroutine would block the
+caller's loop. Each refuses at once; the outer stream goes on. Every wait is bounded, so
+a deadlock fails the test instead of hanging it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from reactivex import operators as ops
 
 import rx_allm as allm
 from rx_allm.testing.emulator import ProviderEmulator, Reply
+from rx_allm.testing.recording import record_sync
 
 WAIT = 20.0
 
@@ -46,10 +48,11 @@ def blocking_calls(emulator: ProviderEmulator) -> dict[str, Callable[[], Any]]:
         "run": lambda: allm.stream_generate(engine(emulator), req()).pipe(ops.to_list()).run(),
         "generate_sync": lambda: allm.generate_sync(engine(emulator), req()),
         "chat_sync": lambda: allm.chat_sync(engine(emulator), "hi"),
+        "record_sync": lambda: record_sync(allm.stream_generate(engine(emulator), req())),
     }
 
 
-@pytest.mark.parametrize("name", ["run", "generate_sync", "chat_sync"])
+@pytest.mark.parametrize("name", ["run", "generate_sync", "chat_sync", "record_sync"])
 def test_a_blocking_call_inside_on_next_on_the_background_loop_refuses(
     emu: ProviderEmulator, name: str
 ) -> None:
@@ -84,7 +87,7 @@ def test_a_blocking_call_inside_on_next_on_the_background_loop_refuses(
     assert allm.generate_sync(engine(emu), req()).output_text == "one two three"
 
 
-@pytest.mark.parametrize("name", ["run", "generate_sync", "chat_sync"])
+@pytest.mark.parametrize("name", ["run", "generate_sync", "chat_sync", "record_sync"])
 def test_a_blocking_call_inside_a_coroutine_refuses(emu: ProviderEmulator, name: str) -> None:
     call = blocking_calls(emu)[name]
 

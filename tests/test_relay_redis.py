@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,6 @@ FAST = {"heartbeat_interval": 0.1, "heartbeat_timeout": 0.5, "idle_timeout": 5.0
 WAIT = 15.0  # bound of every wait on another process
 WORDS = " ".join(f"w{i}" for i in range(12))
 SLOW = Reply(text=" ".join(f"w{i}" for i in range(400)), chunk_delay=0.05)  # ~20 s unless stopped
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
 
 
 @pytest_asyncio.fixture

@@ -2,15 +2,18 @@
 
 :func:`start_app` / :func:`serve_app` serve any aiohttp application the way a reactive
 UI back end needs (handlers cancelled when their client disconnects); :func:`start` and
-:func:`serve` do it for the demo.
+:func:`serve` do it for the demo; :func:`run_processes` runs worker processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -18,16 +21,19 @@ from rx_allm.demo.app import make_app
 from rx_allm.engine import Engine
 
 
-async def start_app(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
+async def start_app(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
+) -> web.AppRunner:
     """Serve ``app`` on the running loop (``port=0``: any free port); ``await runner.cleanup()`` stops it.
 
     Handlers are cancelled as soon as their client disconnects, which is what disposes a
-    closed tab's subscription.
+    closed tab's subscription. ``reuse_port`` lets several processes listen on one port
+    (the kernel spreads the connections).
     """
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
     except BaseException:
         await runner.cleanup()
         raise
@@ -45,11 +51,13 @@ def url_of(runner: web.AppRunner) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
-def serve_app(make: Callable[[], web.Application], host: str, port: int, name: str) -> int:
+def serve_app(
+    make: Callable[[], web.Application], host: str, port: int, name: str, *, reuse_port: bool = False
+) -> int:
     """Run the app ``make()`` builds until Ctrl-C, announcing ``rx-allm <name>: open <url>``; returns 0."""
 
     async def run() -> None:
-        runner = await start_app(make(), host, port)
+        runner = await start_app(make(), host, port, reuse_port=reuse_port)
         try:
             print(f"rx-allm {name}: open {url_of(runner)} (Ctrl-C stops)", file=sys.stderr, flush=True)
             await asyncio.get_running_loop().create_future()  # until Ctrl-C cancels it
@@ -61,9 +69,36 @@ def serve_app(make: Callable[[], web.Application], host: str, port: int, name: s
     return 0
 
 
+def run_processes(target: Callable[..., object], argsets: Sequence[tuple[Any, ...]]) -> int:
+    """Run ``target(*args)`` in one spawned process per tuple until they end; Ctrl-C or SIGTERM
+    here stops them all (SIGTERM each, then kill after 5 s). Returns 0."""
+    spawn = multiprocessing.get_context("spawn")
+    processes = [spawn.Process(target=_quit_on_sigterm, args=(target, args), daemon=True) for args in argsets]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes:
+            process.terminate()
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+    return 0
+
+
+def _quit_on_sigterm(target: Callable[..., object], args: tuple[Any, ...]) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a clean exit: the app's shutdown runs
+    target(*args)
+
+
 def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080) -> int:
     """Run the demo until Ctrl-C (running generations are cancelled); returns 0."""
     return serve_app(lambda: make_app(engine), host, port, "demo")
 
 
-__all__ = ["serve", "serve_app", "start", "start_app", "url_of"]
+__all__ = ["run_processes", "serve", "serve_app", "start", "start_app", "url_of"]

@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -32,9 +31,8 @@ _ENTRY_ID = re.compile(r"([1-9][0-9]{0,18})-([0-9]{1,19})")
 COMPLETED = "null"
 
 
-@dataclass(frozen=True, slots=True)
-class RelayEntry:
-    """One event of a generation's log and its id (the SSE ``id:``)."""
+class RelayEntry(NamedTuple):
+    """One event of a generation's log and its id (the SSE ``id:``); immutable."""
 
     id: str
     event: Event

@@ -124,7 +124,7 @@ class _MemoryLog:
                 entry = RelayEntry(entry_id(record.position, self.tag), record.event)
                 self.entries.append(entry)
                 self.last = record.position
-            for view in list(self.live):
+            for view in tuple(self.live):
                 view.deliver(record, entry)
 
     def attach(

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
@@ -25,8 +24,7 @@ from rx_allm.relay.entry import encode_event, encode_terminal
 from rx_allm.relay.failures import typed, unserialisable
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One log entry as written: an event, or the terminal (``end`` set, ``error`` if it failed)."""
 
     position: int

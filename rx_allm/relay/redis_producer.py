@@ -1,10 +1,11 @@
 """The producer side of ``RedisRelay``: pipelined ``XADD``s, the heartbeat, the idle check.
 
 Records from :class:`~rx_allm.relay.producer.Producer` queue up; one flush task at a
-time sends everything queued in one pipeline (``XADD`` with an explicit id and
-``MAXLEN ~``, then ``EXPIRE``), so a fast source is written in large batches and a slow
-one with one round trip per event. The terminal's pipeline also deletes the heartbeat
-key. A Redis failure disposes the source (nobody could see its output) and ends the
+time sends what is queued (up to :data:`MAX_BATCH` records) in one call of the
+:data:`~rx_allm.relay.redis_scripts.APPEND` script (``XADD`` with an explicit id and
+``MAXLEN ~`` per record, then ``PEXPIRE``), so a fast source is written in large
+batches and a slow one with one round trip per event. The terminal's batch also
+deletes the heartbeat key. A Redis failure disposes the source (nobody could see its output) and ends the
 producer without a terminal: viewers learn it from Redis themselves, or from the
 missing heartbeat.
 """
@@ -20,11 +21,14 @@ from reactivex import Observable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from redis.asyncio import Redis
 
-from rx_allm.relay.entry import entry_id
 from rx_allm.relay.failures import cancelled
 from rx_allm.relay.options import RelayOptions
 from rx_allm.relay.producer import Producer, Record
 from rx_allm.relay.redis_keys import REDIS_FAILURES, GenerationKeys
+from rx_allm.relay.redis_scripts import APPEND
+
+#: Records per append call (a script runs atomically: keep each one short).
+MAX_BATCH = 2000
 
 
 class RedisProducer:
@@ -40,6 +44,7 @@ class RedisProducer:
         on_done: Callable[[RedisProducer], None],
     ) -> None:
         self.client = client
+        self.append = client.register_script(APPEND)
         self.keys = keys
         self.tag = tag
         self.options = options
@@ -80,7 +85,7 @@ class RedisProducer:
     async def _flush(self) -> None:
         while True:
             with self._lock:
-                batch, self._pending = self._pending, []
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 if not batch:
                     self._flushing = False
                     return
@@ -95,22 +100,8 @@ class RedisProducer:
 
     async def _send(self, batch: list[Record]) -> None:
         keys, options = self.keys, self.options
-        pipe = self.client.pipeline(transaction=False)
-        for record in batch:
-            field = b"end" if record.end else b"e"
-            pipe.xadd(
-                keys.log,
-                {field: record.data},
-                id=entry_id(record.position, self.tag),
-                maxlen=options.maxlen,
-                approximate=True,
-            )
-        ttl = int(options.ttl * 1000)
-        pipe.pexpire(keys.log, ttl)
-        if batch[-1].end:
-            pipe.delete(keys.alive)
-            pipe.pexpire(keys.claim, ttl)
-        await pipe.execute()
+        head = [options.maxlen, self.tag, batch[0].position, int(options.ttl * 1000), int(batch[-1].end)]
+        await self.append(keys=[keys.log, keys.alive, keys.claim], args=[*head, *(r.data for r in batch)])
 
     async def _beat(self) -> None:
         """Refresh the heartbeat and retention; cancel the generation when nobody watches."""

@@ -1,10 +1,12 @@
 """The viewer side of ``RedisRelay``: ``XREAD BLOCK`` from the last entry id seen.
 
-``XREAD`` from an id returns strictly later entries, so resuming is exact. Each read
-also refreshes the generation's ``watched`` key (the idle timeout). When a blocking
-read returns nothing, the viewer checks the producer's heartbeat key: gone without a
-terminal in the log means the producer died (``StreamError("timeout")``); the claim
-gone too means the log itself is gone (expired, or Redis restarted without it).
+Reads return strictly later entries than the last id seen, so resuming is exact. A
+viewer behind the log reads batches with the :data:`~rx_allm.relay.redis_scripts.FETCH`
+script (which also refreshes the generation's ``watched`` key: the idle timeout); a
+viewer at the end waits with ``XREAD BLOCK``. When a blocking read returns nothing,
+the viewer checks the producer's heartbeat key: gone without a terminal in the log
+means the producer died (``StreamError("timeout")``); the claim gone too means the log
+itself is gone (expired, or Redis restarted without it).
 Positions must follow each other: a jump means entries were trimmed under a slow
 viewer (``StreamError("truncated")``), never a silent gap.
 """
@@ -27,6 +29,7 @@ from rx_allm.relay.entry import (
 from rx_allm.relay.failures import log_gone, malformed_entry, producer_lost, unknown_generation
 from rx_allm.relay.options import RelayOptions
 from rx_allm.relay.redis_keys import GenerationKeys
+from rx_allm.relay.redis_scripts import FETCH, Line, fetched
 
 #: Entries fetched per read.
 BATCH = 1000
@@ -48,6 +51,8 @@ class RedisView:
         observer: abc.ObserverBase[RelayEntry],
     ) -> None:
         self.client = client
+        self.fetch = client.register_script(FETCH)
+        self.idle_ms = int(options.idle_timeout * 1000)
         self.keys = keys
         self.generation_id = generation_id
         self.options = options
@@ -65,15 +70,12 @@ class RedisView:
             except _Ended as ended:
                 self.observer.on_error(ended.error)
                 return
-            for raw_id, fields in entries:
+            for raw_id, field, payload in entries:
                 if _position(raw_id) != expected:
-                    self.observer.on_error(
-                        log_gone(
-                            self.generation_id, f"was trimmed under this viewer (entry {expected} is gone)"
-                        )
-                    )
+                    why = f"was trimmed under this viewer (entry {expected} is gone)"
+                    self.observer.on_error(log_gone(self.generation_id, why))
                     return
-                if not self._deliver(raw_id, fields):
+                if not self._deliver(expected, raw_id, field, payload):
                     return
                 last_id, expected = raw_id, expected + 1
 
@@ -97,20 +99,23 @@ class RedisView:
             return None
         return (entry_id(position, tag) if position else "0-0"), position + 1
 
-    async def _read(self, last_id: bytes | str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        """The next entries; waits up to one heartbeat interval, then checks the producer."""
+    async def _read(self, last_id: bytes | str) -> list[Line]:
+        """The next entries: what the log holds, else the next one to arrive (``XREAD BLOCK``
+        for up to one heartbeat interval), else, if the producer stopped beating, an end."""
         keys, options = self.keys, self.options
         while True:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(keys.watched, b"1", px=int(options.idle_timeout * 1000))
-            pipe.xread({keys.log: last_id}, count=BATCH, block=int(options.heartbeat_interval * 1000))
-            _, reply = await pipe.execute()
+            reply = await self.fetch(keys=[keys.log, keys.watched], args=[last_id, BATCH, self.idle_ms])
+            if reply:
+                return fetched(reply)
+            reply = await self.client.xread(
+                {keys.log: last_id}, count=1, block=int(options.heartbeat_interval * 1000)
+            )
             if reply:
                 return _entries(reply)
             pipe = self.client.pipeline(transaction=False)
             pipe.exists(keys.alive)
             pipe.exists(keys.claim)
-            pipe.xread({keys.log: last_id}, count=BATCH)
+            pipe.xread({keys.log: last_id}, count=1)
             alive, claimed, reply = await pipe.execute()
             if reply:
                 return _entries(reply)
@@ -119,20 +124,16 @@ class RedisView:
             if not alive:
                 raise _Ended(producer_lost(self.generation_id, options.heartbeat_timeout))
 
-    def _deliver(self, raw_id: bytes, fields: dict[bytes, bytes]) -> bool:
+    def _deliver(self, position: int, raw_id: bytes, field: bytes, payload: bytes) -> bool:
         """Emit one entry; False once the terminal (or an unreadable entry) ended the viewer."""
-        position = _position(raw_id)
         try:
-            if b"e" in fields:
-                event = decode_event(fields[b"e"])
-            else:
-                error = decode_terminal(fields[b"end"])
-        except (ValueError, KeyError, TypeError) as problem:
+            if field == b"e":
+                self.observer.on_next(RelayEntry(raw_id.decode(), decode_event(payload)))
+                return True
+            error = decode_terminal(payload)
+        except (ValueError, TypeError) as problem:
             self.observer.on_error(malformed_entry(self.generation_id, position, problem))
             return False
-        if b"e" in fields:
-            self.observer.on_next(RelayEntry(raw_id.decode(), event))
-            return True
         if error is None:
             self.observer.on_completed()
         else:
@@ -148,6 +149,6 @@ class _Ended(Exception):
         self.error = error
 
 
-def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = reply[0][1]
-    return entries
+def _entries(reply: Any) -> list[Line]:
+    """An ``XREAD`` reply as lines."""
+    return [(raw_id, *next(iter(fields.items()))) for raw_id, fields in reply[0][1]]

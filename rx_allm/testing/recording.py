@@ -18,7 +18,7 @@ from typing import Any
 
 from reactivex import Observable
 
-from rx_allm._loop import call_on_loop, running_loop
+from rx_allm._loop import call_on_loop, refuse_blocking, running_loop
 from rx_allm.events import TextDelta
 
 
@@ -120,7 +120,11 @@ async def record(source: Observable[Any], timeout: float = 5.0, label: str = "")
 
 
 def record_sync(source: Observable[Any], timeout: float = 20.0, label: str = "") -> Recording:
-    """:func:`record` for synchronous code: block this thread until the end (bounded)."""
+    """:func:`record` for synchronous code: block this thread until the end (bounded).
+
+    Refuses with :class:`~rx_allm.errors.BlockingCallError` on a thread that runs an event loop.
+    """
+    refuse_blocking("record_sync()")
     rec = Recording(label)
     subscription = source.subscribe(on_next=rec.on_next, on_error=rec.on_error, on_completed=rec.on_completed)
     try:

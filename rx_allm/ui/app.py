@@ -12,9 +12,12 @@
 ``POST /api/agui``                  the same engine and tools for AG-UI clients
 ==================================  =====================================================
 
-Stop in the page calls the stop route (and aborts its own request); a reply whose last
-viewer left keeps running ``linger`` seconds for a refresh to come back, then is
-cancelled. Serve it with ``handler_cancellation=True``, as :func:`start` does.
+Replies run in a relay (:mod:`rx_allm.ui.rooms`). Stop in the page calls the stop route
+(and aborts its own request); a tab closing or refreshing is never a Stop: a reply nobody
+watches keeps running ``linger`` seconds (the relay's ``idle_timeout``) for a refresh to
+come back, then is cancelled. With a :class:`~rx_allm.relay.RedisRelay` and a
+:class:`~rx_allm.ui.rooms.RedisRoomStore`, several worker processes serve one app. Serve
+it with ``handler_cancellation=True``, as :func:`start` does.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from reactivex import operators as ops
 
 from rx_allm.engine import Engine
 from rx_allm.errors import RxAllmError
+from rx_allm.relay import RelayEntry
 from rx_allm.ui.ai_sdk import AI_SDK_HEADERS, ai_sdk_sse
 from rx_allm.ui.ai_sdk_messages import messages_from_ai_sdk
 from rx_allm.ui.handlers import ag_ui_handler, refused, stream_sse
-from rx_allm.ui.rooms import Room, Rooms
+from rx_allm.ui.rooms import Room, Rooms, memory_relay
 from rx_allm.ui.run import chat_events, describe
 
 ROOMS = web.AppKey("rooms", Rooms)
@@ -41,14 +46,20 @@ STATIC = resources.files("rx_allm.ui").joinpath("static")
 
 
 def make_chat_app(
-    engine: Engine, *, tools: Sequence[Any] = (), linger: float = LINGER, **opts: Any
+    engine: Engine,
+    *,
+    tools: Sequence[Any] = (),
+    linger: float = LINGER,
+    rooms: Rooms | None = None,
+    **opts: Any,
 ) -> web.Application:
     """The chat app for ``engine`` (``tools`` run on the server; ``opts`` go to every call).
 
-    ``linger``: seconds a reply keeps running after its last viewer left (a refresh comes back).
+    ``linger``: seconds a reply keeps running without a viewer (a refresh comes back);
+    ``rooms``: where chats and replies live (default: this process, with ``linger``).
     """
     app = web.Application()
-    rooms = app[ROOMS] = Rooms(linger=linger)
+    rooms = app[ROOMS] = rooms or Rooms(memory_relay(linger))
     info = describe(engine, opts)
 
     async def send(request: web.Request) -> web.StreamResponse:
@@ -60,27 +71,25 @@ def make_chat_app(
             return refused(error)
         sent = json.loads(body)
         chat_id = sent.get("id") if isinstance(sent.get("id"), str) else secrets.token_hex(6)
-        room = rooms.start(chat_id, sent["messages"], events)
-        return await _watch(request, room, info)
+        room = await rooms.start(chat_id, sent["messages"], events)
+        return await _watch(request, rooms, room, info)
 
     async def follow(request: web.Request) -> web.StreamResponse:
-        room = rooms.get(request.match_info["id"])
+        room = await rooms.get(request.match_info["id"])
         if room is None:
             return web.Response(status=204)
-        return await _watch(request, room, info)
+        return await _watch(request, rooms, room, info)
 
     async def stop(request: web.Request) -> web.Response:
-        room = rooms.get(request.match_info["id"])
-        if room is not None:
-            room.generation.stop("stopped by a viewer")
+        await rooms.stop(request.match_info["id"])
         return web.Response(status=204)
 
     async def history(request: web.Request) -> web.Response:
-        room = rooms.get(request.match_info["id"])
+        room = await rooms.get(request.match_info["id"])
         return web.json_response({"messages": room.messages if room is not None else []})
 
     async def stop_all(app: web.Application) -> None:
-        rooms.stop_all()
+        await rooms.close()
 
     app.router.add_get("/", _page)
 
@@ -98,11 +107,16 @@ def make_chat_app(
     return app
 
 
-async def _watch(request: web.Request, room: Room, info: dict[str, Any]) -> web.StreamResponse:
-    frames = ai_sdk_sse(room.generation.watch(), message_id=room.message_id, metadata=info)
+async def _watch(request: web.Request, rooms: Rooms, room: Room, info: dict[str, Any]) -> web.StreamResponse:
+    events = rooms.relay.observe(room.generation_id).pipe(ops.map(_event))
+    frames = ai_sdk_sse(events, message_id=room.message_id, metadata=info)
     return await stream_sse(request, frames, AI_SDK_HEADERS)
 
 
 async def _page(request: web.Request) -> web.Response:
     page = STATIC.joinpath("index.html").read_bytes()
     return web.Response(body=page, content_type="text/html", charset="utf-8")
+
+
+def _event(entry: RelayEntry) -> Any:
+    return entry.event
