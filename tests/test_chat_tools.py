@@ -196,3 +196,28 @@ def test_engine_tools_without_functions_halt_as_manual_calls() -> None:
 def test_halt_needs_a_reason() -> None:
     with pytest.raises(ValueError):
         allm.Halt("")
+
+
+def test_a_key_in_a_tool_exception_never_reaches_the_model() -> None:
+    key = "sk-proj-chat0123456789abcdefghijklmnopqrstuv"
+
+    @allm.tool
+    def leaky() -> str:
+        """Fails with a key in its message."""
+        raise RuntimeError(f"upstream refused key {key}")
+
+    requests: list[Any] = []
+    eng = engine([call("leaky"), ("finish", "tool_calls")], [("finish", "stop")], record=requests)
+    result = allm.chat_sync(eng, "x", tools=[leaky])
+    sent = requests[1][0].messages[-1].content
+    assert "upstream refused key" in sent and key not in sent
+    assert key not in result.model_dump_json()
+
+
+def test_a_misspelt_chat_option_is_refused_with_the_nearest_name() -> None:
+    eng = allm.Engine(
+        adapter="openai", adapter_opts={"api_key": "sk-test-0000", "base_url": "http://127.0.0.1:9/v1"}
+    )
+    with pytest.raises(allm.ValidationError) as info:
+        allm.stream_chat(eng, "x", model="gpt-4o-mini", max_turn=3)
+    assert info.value.errors[0][0] == "max_turn" and "did you mean 'max_turns'?" in info.value.errors[0][1]

@@ -22,6 +22,7 @@ import pydantic_core
 from reactivex.abc import SchedulerBase
 
 from rx_allm._loop import running_loop
+from rx_allm._redact import redact
 from rx_allm.chat.tools import AskUser, FunctionTool, Halt, Toolbox
 from rx_allm.conversation import ToolOutcome
 from rx_allm.errors import ValidationError
@@ -186,8 +187,12 @@ def check_call(call: ToolCall, toolbox: Toolbox) -> tuple[FunctionTool, dict[str
 
 
 def error_outcome(call: ToolCall, reason: str, message: str) -> ToolOutcome:
-    """An error result fed back to the model (``reason``: unknown_tool, invalid_arguments, ...)."""
-    result = {"error": reason, "message": message}
+    """An error result fed back to the model (``reason``: unknown_tool, invalid_arguments, ...).
+
+    The message is redacted like every error message: a key a tool's exception mentions
+    never reaches the model, the events or a log.
+    """
+    result = {"error": reason, "message": redact(message)}
     return ToolOutcome(call=call, kind="error", result=result, reason=reason, content=json.dumps(result))
 
 
