@@ -155,7 +155,14 @@ def check_names(adapter: object, opts: StreamOptions) -> None:
     if params is not None:
         unknown = [key for key in opts.params if key not in params]
         if unknown:
-            valid = {*params, *CALL_OPTIONS, *RUNNER_ARGUMENTS, *REQUEST_FIELD_OPTIONS, *LIMITS}
+            valid = {
+                *params,
+                *CALL_OPTIONS,
+                *RUNNER_ARGUMENTS,
+                *REQUEST_FIELD_OPTIONS,
+                *LIMITS,
+                *ORCHESTRATION_OPTIONS,
+            }
             problems = [
                 (key, f"{why} (pass provider parameters rx_allm does not model in extra_body)")
                 for key, why in unknown_names(unknown, valid, "option")

@@ -212,3 +212,12 @@ def test_a_key_in_a_tool_exception_never_reaches_the_model() -> None:
     sent = requests[1][0].messages[-1].content
     assert "upstream refused key" in sent and key not in sent
     assert key not in result.model_dump_json()
+
+
+def test_a_misspelt_chat_option_is_refused_with_the_nearest_name() -> None:
+    eng = allm.Engine(
+        adapter="openai", adapter_opts={"api_key": "sk-test-0000", "base_url": "http://127.0.0.1:9/v1"}
+    )
+    with pytest.raises(allm.ValidationError) as info:
+        allm.stream_chat(eng, "x", model="gpt-4o-mini", max_turn=3)
+    assert info.value.errors[0][0] == "max_turn" and "did you mean 'max_turns'?" in info.value.errors[0][1]
