@@ -81,7 +81,8 @@ async def serve_worker(redis_url: str, base_url: str | None, port: int, worker: 
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        print(f"worker {worker}: http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
+        address = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        print(f"worker {worker}: {address}\n", end="", flush=True)  # one write: workers share stdout
         await asyncio.get_running_loop().create_future()  # until the process is told to stop
     finally:
         await relay.close()
