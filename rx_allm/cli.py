@@ -2,9 +2,12 @@
 
 ``rx-allm chat "prompt"`` picks a provider from ``--provider`` or from the first API key
 found in the environment; with neither, it starts the built-in provider emulator and
-streams from it over real HTTP (saying so in one line). Ctrl-C disposes the
-subscription (the request is cancelled) and exits with 130; a failed stream prints one
-line with the typed reason and exits with 1; a refused call (pre-flight) exits with 2.
+streams from it over real HTTP (saying so in one line). ``--base-url`` alone means an
+OpenAI-compatible server (a key is needed unless it is on this machine). The prompt may
+come from stdin (``-``, or a pipe with no prompt). Ctrl-C disposes the subscription (the
+request is cancelled) and exits with 130; a failed stream prints one ``rx-allm: error:``
+line with the typed reason (and the retry delay and request id when known) and exits
+with 1; a refused call (pre-flight) exits with 2.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import rx_allm as allm
 from rx_allm._loop import block_until
@@ -34,6 +38,10 @@ PROVIDERS: dict[str, type[OpenAI | Anthropic | Gemini]] = {
     "gemini": Gemini,
 }
 EMULATOR_KEY = "emulator-key-not-secret"
+#: Sent to an OpenAI-compatible server on this machine when no key is given (local servers want none).
+LOCAL_KEY = "no-key-needed-for-a-local-server"
+ERROR_PREFIX = "rx-allm: error:"
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
 @dataclass
@@ -52,19 +60,42 @@ def main(argv: list[str] | None = None) -> int:
     return handler(args)
 
 
+def _provider_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--provider",
+        choices=["openai", "anthropic", "gemini", "fake"],
+        help="the provider (default: the first whose API key is set, else the built-in emulator)",
+    )
+    parser.add_argument("--model", help="model name (default depends on the provider)")
+    parser.add_argument(
+        "--base-url",
+        help="the provider's base URL; alone, an OpenAI-compatible server (e.g. http://localhost:11434/v1)",
+    )
+    parser.add_argument("--api-key", help="the API key (default: the provider's environment variable)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rx-allm", description="Stream LLM replies as ReactiveX Observables."
     )
+    parser.add_argument("--version", action="version", version=f"rx-allm {allm.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     chat = commands.add_parser("chat", help="stream a reply to the terminal")
-    chat.add_argument("prompt", nargs="?", help="what to ask (optional with --interactive)")
-    chat.add_argument("--provider", choices=["openai", "anthropic", "gemini", "fake"])
-    chat.add_argument("--model", help="model name (default depends on the provider)")
-    chat.add_argument("--base-url", help="provider base URL (e.g. a compatible server)")
+    chat.add_argument(
+        "prompt",
+        nargs="?",
+        help="what to ask; '-' or a pipe reads it from stdin (optional with --interactive)",
+    )
+    _provider_arguments(chat)
+    chat.add_argument(
+        "--endpoint",
+        choices=["chat_completions", "responses"],
+        help="the OpenAI endpoint (default: by model)",
+    )
+    chat.add_argument("--timeout", type=float, help="seconds of silence before the stream fails (default 60)")
     chat.add_argument("--system", help="a system message")
-    chat.add_argument("--max-tokens", type=int)
-    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--max-tokens", type=int, help="the most tokens to generate")
+    chat.add_argument("--temperature", type=float, help="sampling temperature, 0 to 2")
     chat.add_argument(
         "--interactive", "-i", action="store_true", help="keep talking: a REPL keeping the conversation"
     )
@@ -78,11 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="serve the chat app (AI SDK and AG-UI endpoints, a page with tool calls and Stop)"
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--provider", choices=["openai", "anthropic", "gemini", "fake"])
-    serve.add_argument("--model")
-    serve.add_argument("--base-url")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="the port to listen on (default 8080; 0: any)")
+    _provider_arguments(serve)
     serve.add_argument(
         "--redis", help="a Redis URL: replies and chats shared by every worker (extra `redis`)"
     )
@@ -95,17 +124,19 @@ def _parser() -> argparse.ArgumentParser:
 @contextlib.contextmanager
 def target_for(args: argparse.Namespace) -> Iterator[Target]:
     """The engine for ``args``; starts (and stops) the emulator when no provider is configured."""
-    provider = args.provider or next(
-        (name for name, cls in PROVIDERS.items() if any(os.environ.get(n) for n in cls.env_vars)), None
+    provider = (
+        args.provider
+        or ("openai" if args.base_url else None)
+        or next(
+            (name for name, cls in PROVIDERS.items() if any(os.environ.get(n) for n in cls.env_vars)), None
+        )
     )
     if provider == "fake":
         prompt = getattr(args, "prompt", None) or "hello"
         yield Target(_fake_tools_engine(prompt) if getattr(args, "tools", None) else _fake_engine(prompt))
         return
     if provider is not None:
-        opts = {"base_url": args.base_url} if args.base_url else {}
-        model = args.model or PROVIDERS[provider].default_model
-        yield Target(allm.Engine(adapter=provider, adapter_opts=opts, model=model))
+        yield Target(_provider_engine(args, provider))
         return
     from rx_allm.testing.emulator import ProviderEmulator
 
@@ -121,6 +152,32 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
             model=args.model or OpenAI.default_model,
         )
         yield Target(engine, notice)
+
+
+class Refused(Exception):
+    """The command line cannot be served as given (a one-line reason, exit 2)."""
+
+
+def _provider_engine(args: argparse.Namespace, provider: str) -> allm.Engine:
+    """The engine of an explicit provider, or of ``--base-url`` alone (an OpenAI-compatible server)."""
+    opts: dict[str, Any] = {"base_url": args.base_url} if args.base_url else {}
+    key = args.api_key or next(
+        (os.environ[n] for n in PROVIDERS[provider].env_vars if os.environ.get(n)), None
+    )
+    if key is None and args.base_url and not args.provider:
+        if urlsplit(args.base_url).hostname not in _LOOPBACK:
+            raise Refused(
+                f"{args.base_url} is not on this machine: give its key with --api-key "
+                f"(or {' / '.join(PROVIDERS[provider].env_vars)})"
+            )
+        key = LOCAL_KEY
+    if key is not None:
+        opts["api_key"] = key
+    if getattr(args, "endpoint", None):
+        opts["endpoint"] = args.endpoint
+    return allm.Engine(
+        adapter=provider, adapter_opts=opts, model=args.model or PROVIDERS[provider].default_model
+    )
 
 
 def demo_reply(body: Any, chunk_delay: float = 0.03) -> Any:
@@ -178,18 +235,20 @@ def emulator_reply(
     origin: str = "rx_allm's provider emulator, streamed token by token over real HTTP in the OpenAI "
     "Chat Completions format",
     tool: str | None = None,
+    hint: bool = True,
 ) -> str:
-    """What the emulator (or the Fake, with its own ``origin``) answers in the demo."""
+    """What the emulator (or the Fake, with its own ``origin`` and no key ``hint``) answers in the demo."""
     if tool is not None:
         return f"The tool answered {tool}. (This is {origin}; set an API key to talk to a real model.)"
-    return (
-        f"You asked: “{prompt}”. This answer comes from {origin}. Set OPENAI_API_KEY, "
-        "ANTHROPIC_API_KEY or GEMINI_API_KEY to talk to a real model."
-    )
+    answer = f"You asked: “{prompt}”. This answer comes from {origin}."
+    if hint:
+        answer += " Set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY to talk to a real model."
+    return answer
 
 
 def _fake_engine(prompt: str) -> allm.Engine:
-    words = emulator_reply(prompt, "the Fake adapter, token by token with no network at all").split(" ")
+    origin = "the Fake adapter, token by token with no network at all"
+    words = emulator_reply(prompt, origin, hint=False).split(" ")
     script: list[tuple[Any, ...]] = []
     for i, word in enumerate(words):
         script += [("delay", 0.03), ("text", word if i == 0 else " " + word)]
@@ -211,24 +270,44 @@ def _fake_tools_engine(prompt: str) -> allm.Engine:
 
 # -- chat ------------------------------------------------------------------------------
 def _chat(args: argparse.Namespace) -> int:
+    if args.prompt == "-" or (not args.prompt and not args.interactive and not sys.stdin.isatty()):
+        args.prompt = sys.stdin.read().strip()
     if not args.prompt and not args.interactive:
-        print("error: a prompt is needed (or --interactive)", file=sys.stderr)
+        print(
+            f"{ERROR_PREFIX} a prompt is needed (an argument, '-' for stdin, or --interactive)",
+            file=sys.stderr,
+        )
         return 2
-    fields = {
-        k: v for k, v in (("max_tokens", args.max_tokens), ("temperature", args.temperature)) if v is not None
+    options = {
+        k: v
+        for k, v in (
+            ("max_tokens", args.max_tokens),
+            ("temperature", args.temperature),
+            ("stream_timeout", args.timeout),
+        )
+        if v is not None
     }
-    with target_for(args) as target:
-        if target.notice:
-            print(target.notice, file=sys.stderr)
-        if args.interactive or args.tools:
-            return _conversation(args, target.engine, fields)
-        messages = ([allm.system(args.system)] if args.system else []) + [allm.user(args.prompt)]
-        try:
-            events = allm.stream_generate(target.engine, allm.request(messages, **fields))
-        except RxAllmError as exc:
-            print(error_line(exc), file=sys.stderr)
-            return 2
-        return run_view(events, _view(args))
+    try:
+        with target_for(args) as target:
+            return _chat_with(args, target, options)
+    except Refused as refused:
+        print(f"{ERROR_PREFIX} {refused}", file=sys.stderr)
+        return 2
+
+
+def _chat_with(args: argparse.Namespace, target: Target, options: dict[str, Any]) -> int:
+    """One reply (or a conversation) with the call ``options`` (max_tokens, temperature, stream_timeout)."""
+    if target.notice:
+        print(target.notice, file=sys.stderr)
+    if args.interactive or args.tools:
+        return _conversation(args, target.engine, options)
+    messages = ([allm.system(args.system)] if args.system else []) + [allm.user(args.prompt)]
+    try:
+        events = allm.stream_generate(target.engine, allm.request(messages), **options)
+    except RxAllmError as exc:
+        print(error_line(exc), file=sys.stderr)
+        return 2
+    return run_view(events, _view(args))
 
 
 def _view(args: argparse.Namespace) -> View:
@@ -299,20 +378,20 @@ def run_view(events: Any, view: View) -> int:
 
 
 def error_line(error: Exception) -> str:
-    """One readable line for an error."""
-    if isinstance(error, RxAllmError):
-        where = ", ".join(
-            str(part)
-            for part in (
-                error.provider,
-                f"HTTP {getattr(error, 'status', None)}" if getattr(error, "status", None) else None,
-            )
-            if part
-        )
-        return (
-            f"error: {error.reason} ({type(error).__name__}{', ' + where if where else ''}): {error.message}"
-        )
-    return f"error: {type(error).__name__}: {error}"
+    """One readable line for an error: its reason, where it came from, its message, when to retry."""
+    if not isinstance(error, RxAllmError):
+        return f"{ERROR_PREFIX} {type(error).__name__}: {error}"
+    status = getattr(error, "status", None)
+    where = ", ".join(str(part) for part in (error.provider, f"HTTP {status}" if status else None) if part)
+    kind = f"{type(error).__name__}{', ' + where if where else ''}"
+    line = f"{ERROR_PREFIX} {error.reason} ({kind}): {error.message}"
+    retry_after = getattr(error, "retry_after_ms", None)
+    if retry_after is not None:
+        line += f"; retry after {retry_after / 1000:g}s"
+    request_id = getattr(error, "request_id", None)
+    if request_id:
+        line += f"; request id {request_id}"
+    return " ".join(line.split())  # one line, whatever the provider's message holds
 
 
 class View:
@@ -345,6 +424,7 @@ class TextView(View):
         self.spinner: Any = None
         self.completed: allm.MessageCompleted | None = None
         self.usage: allm.Usage | None = None
+        self.wrote = False  # text reached stdout (it then ends with a newline)
         self._arguments: dict[str, Any] = {}
 
     def waiting(self) -> None:
@@ -367,6 +447,7 @@ class TextView(View):
             self._stop_spinner()
             self.out.write(event.delta)
             self.out.flush()
+            self.wrote = True
         elif isinstance(event, allm.ToolExecutionCompleted):
             self._stop_spinner()
             arguments = ", ".join(
@@ -386,8 +467,9 @@ class TextView(View):
 
     def done(self, error: Exception | None) -> None:
         self._stop_spinner()
-        self.out.write("\n")
-        self.out.flush()
+        if self.wrote or error is None:
+            self.out.write("\n")
+            self.out.flush()
         if self.completed is not None:
             print(summary_line(self.completed.finish_reason, self.usage), file=sys.stderr)
         super().done(error)
@@ -428,7 +510,8 @@ class JsonView(View):
     def done(self, error: Exception | None) -> None:
         if error is not None:
             body = error.to_dict() if isinstance(error, RxAllmError) else {"message": str(error)}
-            print(json.dumps({"type": "error", "error": body}, ensure_ascii=False), file=self.out, flush=True)
+            line = json.dumps({"type": "error", "error": body}, ensure_ascii=False, separators=(",", ":"))
+            print(line, file=self.out, flush=True)
         super().done(error)
 
 
@@ -436,7 +519,7 @@ class JsonView(View):
 def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or (args.workers > 1 and not args.redis):
         print(
-            "rx-allm serve: --workers N (N > 1) needs --redis URL: workers share replies through Redis",
+            f"{ERROR_PREFIX} --workers N (N > 1) needs --redis URL: workers share replies through Redis",
             file=sys.stderr,
         )
         return 2
@@ -452,17 +535,26 @@ def _serve_worker(args: argparse.Namespace) -> int:
     from rx_allm.chat.demo_tools import DEMO_TOOLS
     from rx_allm.ui.server import serve
 
-    with target_for(args) as target:
-        if target.notice:
-            print(target.notice, file=sys.stderr)
-        return serve(
-            target.engine,
-            host=args.host,
-            port=args.port,
-            tools=DEMO_TOOLS,
-            redis=args.redis,
-            reuse_port=args.workers > 1,
+    try:
+        with target_for(args) as target:
+            if target.notice:
+                print(target.notice, file=sys.stderr)
+            return serve(
+                target.engine,
+                host=args.host,
+                port=args.port,
+                tools=DEMO_TOOLS,
+                redis=args.redis,
+                reuse_port=args.workers > 1,
+            )
+    except Refused as refused:
+        print(f"{ERROR_PREFIX} {refused}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the address is taken, or not this machine's
+        print(
+            f"{ERROR_PREFIX} cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr
         )
+        return 1
 
 
 if __name__ == "__main__":

@@ -161,7 +161,20 @@ class CallCounter:
 
 
 class Engine(BaseModel):
-    """An adapter plus its options and the defaults (model, tools, params) of every call."""
+    """An adapter plus its options and the defaults (model, tools, params) of every call.
+
+    Attributes:
+        adapter: a class, an instance, a registered name (``"fake"``, ``"openai"``,
+            ``"anthropic"``, ``"gemini"``) or a ``"module:Class"`` path (see the module
+            docstring for when such a path resolves).
+        adapter_opts: the adapter's options (``api_key``, ``base_url``, ``session``, ...;
+            each adapter lists its own); an unknown key is refused at the call.
+        model: the default model (a request's or a call's ``model`` wins).
+        tools: the default tools, used when the request has none.
+        params: default call options and provider parameters (a call's options win).
+
+    An unknown field raises :class:`~rx_allm.errors.EngineError` (``invalid_engine``).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 

@@ -128,9 +128,9 @@ def test_a_network_failure_prints_one_line_with_the_reason_and_exits_1() -> None
     result = rx_allm("chat", "hi", "--provider", "openai", "--base-url", url, OPENAI_API_KEY=DUMMY_KEY)
 
     assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("rx-allm: error:")]
     assert len(errors) == 1
-    assert errors[0].startswith("error: network_error (AdapterError, openai):")
+    assert errors[0].startswith("rx-allm: error: network_error (AdapterError, openai):")
     assert DUMMY_KEY not in result.stdout + result.stderr
 
 
@@ -158,7 +158,7 @@ def test_a_refused_call_exits_2_with_its_reason(args: tuple[str, ...], reason: s
 
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {reason} ")
+    assert result.stderr.strip().splitlines()[-1].startswith(f"rx-allm: error: {reason} ")
 
 
 @pytest.mark.asyncio
@@ -171,7 +171,7 @@ async def test_an_http_error_status_is_reported_with_its_reason(emulator: Provid
         _, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT)
 
     assert proc.returncode == 1
-    assert "error: rate_limited (AdapterError, openai, HTTP 429):" in stderr.decode()
+    assert "rx-allm: error: rate_limited (AdapterError, openai, HTTP 429):" in stderr.decode()
     assert DUMMY_KEY not in stderr.decode()
     assert emulator.posts() == 1  # no retry
     assert emulator.requests[0].headers["authorization"] == f"Bearer {DUMMY_KEY}"
@@ -233,7 +233,7 @@ async def test_serve_runs_the_chat_app_until_ctrl_c() -> None:
         proc.send_signal(signal.SIGINT)
         await asyncio.wait_for(proc.communicate(), TIMEOUT)
 
-    assert proc.returncode == 0
+    assert proc.returncode == 130  # stopped by Ctrl-C, like chat
     events = [event.data for event in SSEDecoder().feed(raw)]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(data) for data in events[:-1]]

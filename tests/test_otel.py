@@ -246,13 +246,12 @@ def test_traced_chat_records_a_chat_span_with_a_span_per_step(telemetry: Telemet
             ]
         },
     )
-    allm.otel.instrument(**telemetry.providers)  # the model requests
     traced = allm.otel.traced_chat(name="adder", provider="fake", tracer_provider=telemetry.tracer_provider)
     last = allm.stream_chat(engine, "2 + 3?", tools=[add]).pipe(traced).run()
     assert last.type == "chat_completed"
 
     spans = {span.name: span for span in telemetry.spans()}
-    assert sorted(spans) == ["chat", "invoke_agent adder", "step 0", "step 1"]
+    assert sorted(spans) == ["invoke_agent adder", "step 0", "step 1"]
     chat, first, second = spans["invoke_agent adder"], spans["step 0"], spans["step 1"]
     assert first.parent is not None and first.parent.span_id == chat.context.span_id
     assert second.parent is not None and second.parent.span_id == chat.context.span_id
@@ -263,8 +262,6 @@ def test_traced_chat_records_a_chat_span_with_a_span_per_step(telemetry: Telemet
     assert chat_attrs["gen_ai.operation.name"] == "invoke_agent"
     assert chat_attrs["rx_allm.chat.halted_reason"] == "completed"
     assert (chat_attrs["rx_allm.chat.steps"], chat_attrs["gen_ai.usage.input_tokens"]) == (2, 30)
-    model_calls = [s for s in telemetry.spans() if s.name == "chat"]
-    assert len(model_calls) == 2  # one per step, from instrument()
     assert first.start_time <= chat.end_time and second.end_time <= chat.end_time
 
 
@@ -277,3 +274,27 @@ def test_traced_chat_ends_with_the_error_type_on_the_open_step(telemetry: Teleme
     assert sorted(spans) == ["invoke_agent", "step 0"]
     assert all((s.attributes or {}).get("error.type") == "rate_limited" for s in spans.values())
     assert spans["invoke_agent"].status.status_code is StatusCode.ERROR
+
+
+def test_instrument_traces_chats_too(telemetry: Telemetry) -> None:
+    @allm.tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    scripts = [
+        [("tool_call", {"id": "c1", "name": "add", "arguments": {"a": 2, "b": 3}}), ("finish", "tool_calls")],
+        [("text", "5"), ("finish", "stop")],
+    ]
+    engine = allm.Engine(adapter="fake", adapter_opts={"scripts": scripts}, model="scripted")
+    allm.otel.instrument(**telemetry.providers)
+    result = allm.chat_sync(engine, "2 + 3?", tools=[add])
+    assert result.output_text == "5"
+    names = sorted(span.name for span in telemetry.spans())
+    assert names == ["chat scripted", "chat scripted", "invoke_agent", "step 0", "step 1"]
+    (agent,) = [s for s in telemetry.spans() if s.name == "invoke_agent"]
+    assert dict(agent.attributes or {})["gen_ai.provider.name"] == "fake"
+    assert dict(agent.attributes or {})["gen_ai.request.model"] == "scripted"
+    allm.otel.uninstrument()
+    allm.chat_sync(allm.Engine(adapter="fake", adapter_opts={"scripts": scripts}), "2 + 3?", tools=[add])
+    assert len(telemetry.spans()) == 5  # nothing more once uninstrumented

@@ -63,6 +63,11 @@ class ChatPlan:
         )
 
 
+ChatHook = Callable[[Observable[Event], Engine, dict[str, Any]], Observable[Event]]
+#: Wraps each chat Observable when set (by :func:`rx_allm.otel.instrument`); None costs nothing.
+chat_hook: ChatHook | None = None
+
+
 def stream_chat(
     engine: Engine,
     messages: Thread | Sequence[Message] | Message | str,
@@ -99,8 +104,8 @@ def stream_chat(
         call_options=call_options,
     )
     first_step = plan.step(thread)  # built now: the first request's pre-flight errors raise here
-
-    return ChatObservable(plan, first_step)
+    chat = ChatObservable(plan, first_step)
+    return chat if chat_hook is None else chat_hook(chat, engine, call_options)
 
 
 class ChatObservable(Observable[Event]):

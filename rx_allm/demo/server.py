@@ -8,7 +8,6 @@ UI back end needs (handlers cancelled when their client disconnects); :func:`sta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
 import signal
 import sys
@@ -46,15 +45,18 @@ async def start(engine: Engine, host: str = "127.0.0.1", port: int = 0) -> web.A
 
 
 def url_of(runner: web.AppRunner) -> str:
-    """The page's address on the first listening socket of ``runner``."""
+    """The page's address on the first listening socket of ``runner`` (this machine's loopback
+    address when it listens on all of them: ``0.0.0.0`` is no address to open)."""
     host, port = runner.addresses[0][:2]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
 def serve_app(
     make: Callable[[], web.Application], host: str, port: int, name: str, *, reuse_port: bool = False
 ) -> int:
-    """Run the app ``make()`` builds until Ctrl-C, announcing ``rx-allm <name>: open <url>``; returns 0."""
+    """Run the app ``make()`` builds until Ctrl-C, announcing ``rx-allm <name>: open <url>``; returns 130
+    (stopped by Ctrl-C, like ``rx-allm chat``)."""
 
     async def run() -> None:
         runner = await start_app(make(), host, port, reuse_port=reuse_port)
@@ -64,8 +66,10 @@ def serve_app(
         finally:
             await runner.cleanup()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(run())
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 
@@ -97,7 +101,7 @@ def _quit_on_sigterm(target: Callable[..., object], args: tuple[Any, ...]) -> No
 
 
 def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080) -> int:
-    """Run the demo until Ctrl-C (running generations are cancelled); returns 0."""
+    """Run the demo until Ctrl-C (running generations are cancelled); returns 130."""
     return serve_app(lambda: make_app(engine), host, port, "demo")
 
 

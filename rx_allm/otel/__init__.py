@@ -1,7 +1,8 @@
 """OpenTelemetry GenAI spans and metrics for streaming calls (the ``otel`` extra).
 
-``instrument()`` traces every ``stream_generate`` (so every ``generate``) from then on;
-``traced(...)`` traces one stream you compose yourself::
+``instrument()`` traces every ``stream_generate`` (so every ``generate``) and every
+``stream_chat`` from then on; ``traced(...)`` and ``traced_chat(...)`` trace one stream
+you compose yourself::
 
     allm.otel.instrument()                                     # global providers
     events.pipe(allm.otel.traced(provider="openai", model="gpt-4.1-mini"))
@@ -27,6 +28,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 
 from rx_allm import runner
 from rx_allm.adapter import StreamOptions
+from rx_allm.engine import Engine
 from rx_allm.events import Event
 from rx_allm.models import Request
 from rx_allm.otel._chat import ChatRecording, chat_attributes
@@ -129,11 +131,14 @@ def _traced(source: Observable[Event], start: Callable[[], _Recorder]) -> Observ
 def instrument(
     *, capture_content: bool = False, tracer_provider: Any = None, meter_provider: Any = None
 ) -> None:
-    """Trace every ``stream_generate`` call from now on (replacing an earlier ``instrument``).
+    """Trace every ``stream_generate`` and ``stream_chat`` from now on (replacing an earlier call).
 
-    Provider, model, request and server address come from the call. The span wraps
-    the adapter's stream, before the runner's filters, so it sees every chunk.
+    A model request gets the span and metrics of :func:`traced` (provider, model, request
+    and server address from the call), wrapped around the adapter's stream before the
+    runner's filters, so it sees every chunk. A chat gets the spans of :func:`traced_chat`.
     """
+    from rx_allm.chat import loop as chat_loop
+
     telemetry = _telemetry(tracer_provider, meter_provider)
 
     def hook(
@@ -149,12 +154,21 @@ def instrument(
         )
         return _traced(source, lambda: Recording(telemetry, call))
 
+    def chat_hook(source: Observable[Event], engine: Engine, options: dict[str, Any]) -> Observable[Event]:
+        provider = getattr(engine.resolve_adapter(), "name", None)
+        attributes = chat_attributes(None, provider, options.get("model") or engine.model)
+        return _traced(source, lambda: ChatRecording(telemetry.tracer, attributes))
+
     runner.stream_hook = hook
+    chat_loop.chat_hook = chat_hook
 
 
 def uninstrument() -> None:
-    """Stop tracing ``stream_generate`` calls (streams already traced keep their spans)."""
+    """Stop tracing new calls and chats (streams already traced keep their spans)."""
+    from rx_allm.chat import loop as chat_loop
+
     runner.stream_hook = None
+    chat_loop.chat_hook = None
 
 
 def instrumented() -> bool:

@@ -51,7 +51,7 @@ def serve(
     redis: str | None = None,
     reuse_port: bool = False,
 ) -> int:
-    """Run the chat app until Ctrl-C (the replies this process runs are cancelled); returns 0."""
+    """Run the chat app until Ctrl-C (the replies this process runs are cancelled); returns 130."""
     return serve_app(
         lambda: make_chat_app(engine, tools=tools, rooms=chat_rooms(redis)),
         host,
