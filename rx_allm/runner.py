@@ -58,7 +58,8 @@ def stream_generate(
     """A cold Observable of the events of one generation.
 
     Call options: ``model``, ``stream_timeout`` and ``request_timeout`` (seconds,
-    default 60), ``request_id``, ``api_key``, ``adapter_opts`` (merged over the
+    default 60), ``total_timeout`` (seconds, default none), ``max_event_bytes``
+    (default 32 MiB), ``request_id``, ``api_key``, ``adapter_opts`` (merged over the
     engine's), and any provider parameter (``temperature``, ``max_tokens``, ...),
     which wins over ``engine.params``. Raises :class:`EngineError`,
     :class:`ValidationError` or the adapter's pre-flight ``AdapterError``.
