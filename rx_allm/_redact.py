@@ -8,8 +8,9 @@ resolve a key), so even a key of an unknown shape is masked.
 Remembered keys are matched case-insensitively and through URL (``%2F``) and JSON
 (``\\u0073``) escapes of ASCII characters, as servers and proxies echo them. The registry
 costs the same for every key, however many there are (a bring-your-own-key service sees
-thousands): a key is filed under its first eight characters, and a text is scanned once,
-one dictionary lookup per position — no pattern over all keys is ever built.
+thousands): a key is filed under its last eight characters (its random part; keys of one
+provider share their first ones), and a text is scanned once, one dictionary lookup per
+eight-character window — no pattern over all keys is ever built.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ child must exit without waiting on the parent's (absent) loop thread. Waits are 
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import multiprocessing
 import os
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,8 +116,17 @@ def _child_stream(port: int, queue: multiprocessing.Queue[str]) -> None:
 def _child_idle() -> None:
     from rx_allm import _loop
 
-    # nothing of the parent's loop is left for the exit hook to wait on
-    sys.exit(0 if _loop._background is None and _loop._thread is None else 3)
+    # The exit hook must not reach for the parent's loop (no thread runs it here: it would
+    # wait 5 s for nothing). Record any attempt instead of making it.
+    attempts: list[object] = []
+
+    def record(coro: Any, loop: object) -> None:
+        coro.close()
+        attempts.append(loop)
+
+    asyncio.run_coroutine_threadsafe = record  # this child process only
+    _loop._stop_background()
+    sys.exit(0 if not attempts and _loop._background is None and _loop._thread is None else 3)
 
 
 def test_multiprocessing_fork_children(server: http.server.ThreadingHTTPServer) -> None:

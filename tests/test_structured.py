@@ -24,9 +24,11 @@ from rx_allm.testing import (
     assert_completed,
     assert_error,
     fake_engine,
+    record,
     record_events,
     script_from_marbles,
 )
+from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 
 REQ = allm.request([allm.user("weather?")])
 
@@ -331,3 +333,30 @@ def test_partial_output_of_a_chat_is_the_final_answer_after_the_tool_steps() -> 
 )
 def test_refines_is_the_guard_that_keeps_partials_monotone(earlier: Any, later: Any, expected: bool) -> None:
     assert allm.structured.refines(earlier, later) is expected
+
+
+# -- over real sockets: tool arguments as OpenAI, Responses and Anthropic stream them ---------------
+@pytest.mark.asyncio
+@pytest.mark.parametrize("provider", ["openai", "responses", "anthropic"])
+async def test_partial_arguments_over_each_provider_stream(provider: str) -> None:
+    arguments = {"query": "reactive streams in python", "limit": 10, "tags": ["rx", "llm"]}
+    calls = [ToolCallSpec(name="search", arguments=arguments, id="call_1", fragments=7)]
+    async with ProviderEmulator([Reply(text="", tool_calls=calls, finish="tool_calls")]) as emulator:
+        adapter, extra = ("openai", {"endpoint": "responses"}) if provider == "responses" else (provider, {})
+        engine = allm.Engine(
+            adapter=adapter,
+            model="m-1",
+            adapter_opts={
+                "base_url": emulator.base_url(provider),
+                "api_key": "sk-test-args-0123456789",
+                **extra,
+            },
+        )
+        partials = await record(allm.stream_generate(engine, REQ).pipe(allm.partial_arguments()))
+    assert partials.completed
+    items = partials.events
+    assert items[-1] == PartialArguments(id=items[-1].id, name="search", arguments=arguments, complete=True)
+    streamed = [p.arguments for p in items[:-1]]
+    assert len(streamed) >= 2 and all(p.id == items[-1].id and p.name == "search" for p in items)
+    for earlier, later in itertools.pairwise([*streamed, arguments]):
+        assert refines(earlier, later)

@@ -253,14 +253,7 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
             return
         outcomes = [o for o in self.outcomes if o is not None]
         sent = [
-            Message(
-                role="tool",
-                content=o.content,
-                tool_call_id=o.call.id,
-                name=o.call.name,
-                tool_calls=[],
-                metadata={},
-            )
+            Message(role="tool", content=o.content, tool_call_id=o.call.id, name=o.call.name)
             for o in outcomes
             if o.content is not None
         ]
