@@ -59,6 +59,7 @@ from rx_allm.events import (
 from rx_allm.iterate import EventStream, iterate, iterate_sync
 from rx_allm.models import (
     Message,
+    Reasoning,
     Request,
     Response,
     Tool,
@@ -96,6 +97,7 @@ __all__ = [
     "MessageStarted",
     "PartialArguments",
     "RawChunk",
+    "Reasoning",
     "Request",
     "Response",
     "RxAllmError",

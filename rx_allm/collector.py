@@ -15,6 +15,8 @@ from pydantic import BaseModel
 
 from rx_allm.errors import AdapterError, StreamError, ValidationError
 from rx_allm.events import (
+    REASONING_COMPLETED,
+    REFUSAL_DELTA,
     Event,
     MessageCompleted,
     RawChunk,
@@ -24,8 +26,10 @@ from rx_allm.events import (
     ToolCallDelta,
     ToolCallStarted,
 )
-from rx_allm.models import FinishReason, Message, Response, ToolCall, Usage
+from rx_allm.models import FinishReason, Message, Reasoning, Response, ToolCall, Usage
 from rx_allm.structured import output_error
+
+_KEPT_KINDS = frozenset({REASONING_COMPLETED, REFUSAL_DELTA})
 
 
 class StreamCollector:
@@ -38,7 +42,9 @@ class StreamCollector:
     ``message_completed`` sets the message, a non-None finish reason and merges
     its metadata, and makes the Response complete (``ok``); an error sets
     ``finish_reason="error"``. Without either the Response is *unfinished*
-    (``status == "unfinished"``, ``ok`` False). With an
+    (``status == "unfinished"``, ``ok`` False); its message keeps the text, the tool calls,
+    the completed reasoning blocks and the refusal received so far (raw chunks: they reach
+    a collector when the stream was built with ``include_raw_chunks=True``). With an
     ``output_type`` (a pydantic class), the completed message's text is
     validated into ``Response.output`` (a failure becomes
     ``ValidationError("invalid_output")`` in ``Response.error``).
@@ -52,6 +58,8 @@ class StreamCollector:
         "_finish",
         "_message",
         "_metadata",
+        "_reasoning",
+        "_refusal",
         "_usage",
         "output_type",
         "request_id",
@@ -66,6 +74,8 @@ class StreamCollector:
         self._usage: Usage | None = None
         self._error: AdapterError | StreamError | None = None
         self._metadata: dict[str, Any] = {}
+        self._reasoning: list[Reasoning] = []  # completed reasoning blocks, for an unfinished fold
+        self._refusal: str | None = None
         self.request_id = request_id
         self.output_type = output_type
 
@@ -88,11 +98,21 @@ class StreamCollector:
         elif isinstance(event, RawChunk):
             if event.kind == "usage" and isinstance(event.data, Usage):
                 self._usage = event.data
+            elif event.kind in _KEPT_KINDS:
+                self._keep(event)
         elif isinstance(event, MessageCompleted):
             self._message = event.message
             if event.finish_reason is not None:
                 self._finish = event.finish_reason
             self._metadata.update(event.metadata)
+
+    def _keep(self, event: RawChunk) -> None:
+        """A completed reasoning block or a refusal fragment, kept for an unfinished fold."""
+        data = event.data if isinstance(event.data, dict) else {}
+        if event.kind == REASONING_COMPLETED and isinstance(data.get("reasoning"), dict):
+            self._reasoning.append(Reasoning.model_validate(data["reasoning"]))
+        elif event.kind == REFUSAL_DELTA and isinstance(data.get("delta"), str):
+            self._refusal = (self._refusal or "") + data["delta"]
 
     def fail(self, error: Exception) -> None:
         """Fold the terminal error (anything not typed is wrapped as ``StreamError("unknown")``)."""
@@ -112,7 +132,13 @@ class StreamCollector:
         text = message.text if message is not None and message.text else self.text
         calls = list(self._calls.values())
         if message is None:
-            message = Message(role="assistant", content=text, tool_calls=calls)
+            message = Message(
+                role="assistant",
+                content=text,
+                tool_calls=calls,
+                reasoning=self._reasoning,
+                refusal=self._refusal,
+            )
         output, error = self._output(text)
         # Validating is cheaper than ``model_construct`` here: model instances pass through as they are.
         return Response(

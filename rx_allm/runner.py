@@ -60,8 +60,10 @@ def stream_generate(
     Call options: ``model``, ``stream_timeout`` and ``request_timeout`` (seconds,
     default 60), ``total_timeout`` (seconds, default none), ``max_event_bytes``
     (default 32 MiB), ``request_id``, ``api_key``, ``adapter_opts`` (merged over the
-    engine's), and any provider parameter (``temperature``, ``max_tokens``, ...),
-    which wins over ``engine.params``. Raises :class:`EngineError`,
+    engine's), ``extra_body`` (provider fields rx_allm does not model, merged into the
+    body last), and any provider parameter the adapter models (``temperature``,
+    ``max_tokens``, ...), which wins over ``engine.params``; an unknown name is a
+    ``ValidationError`` naming the nearest valid one. Raises :class:`EngineError`,
     :class:`ValidationError` or the adapter's pre-flight ``AdapterError``.
     """
     adapter = engine.resolve_adapter()

@@ -121,3 +121,29 @@ def test_iterate_sync_raises_the_terminal_error() -> None:
         for event in allm.iterate_sync(allm.stream_generate(engine, allm.request([allm.user("x")]))):
             seen.append(event.type)
     assert info.value.reason == "rate_limited" and "text_delta" in seen
+
+
+def test_an_unfinished_fold_keeps_reasoning_and_refusal() -> None:
+    script = [
+        ("reasoning", "Think first."),
+        ("text", "partial"),
+        ("refusal", "No."),
+        ("delay", 10),
+        ("finish", "stop"),
+    ]
+    engine = allm.Engine(adapter="fake", adapter_opts={"script": script})
+    collector = allm.StreamCollector()
+    scheduler = reactivex.testing.TestScheduler()
+    events = allm.stream_generate(engine, allm.request([allm.user("x")]), include_raw_chunks=True)
+    events.pipe(ops.take_until(reactivex.timer(1.0, scheduler=scheduler))).subscribe(
+        on_next=collector.apply, scheduler=scheduler
+    )
+    scheduler.start()
+    response = collector.to_response()
+    assert response.status == "unfinished"
+    assert [r.text for r in response.reasoning] == ["Think first."]
+    assert (response.output_text, response.refusal) == ("partial", "No.")
+
+
+def test_reasoning_is_a_top_level_name() -> None:
+    assert allm.Reasoning is allm.models.Reasoning

@@ -185,3 +185,37 @@ def test_streaming_and_the_final_value_combine() -> None:
     seen: list[Weather] = []
     events.pipe(allm.partial_output(Weather)).subscribe(on_next=seen.append)
     assert seen[-1] == WEATHER and len(seen) >= 2
+
+
+# -- chats ----------------------------------------------------------------------------------------
+def chat_engine(answer: str) -> allm.Engine:
+    scripts = [
+        [
+            ("tool_call", {"id": "c1", "name": "lookup", "arguments": {"city": "Paris"}}),
+            ("finish", "tool_calls"),
+        ],
+        [("text", answer), ("finish", "stop")],
+    ]
+    return allm.Engine(adapter="fake", adapter_opts={"scripts": scripts})
+
+
+@allm.tool
+def lookup(city: str) -> str:
+    """The weather of a city."""
+    return "21.5 degrees"
+
+
+def test_a_chat_with_response_format_validates_its_final_answer() -> None:
+    result = allm.chat_sync(chat_engine(ANSWER), "Weather?", tools=[lookup], response_format=Weather)
+    assert result.ok and result.response.output == WEATHER
+    assert len(result.steps) == 2  # the tool step was not validated
+
+
+def test_a_chat_whose_final_answer_does_not_validate_reports_the_fields() -> None:
+    result = allm.chat_sync(
+        chat_engine('{"city": "Paris"}'), "Weather?", tools=[lookup], response_format=Weather
+    )
+    assert result.response.output is None and not result.ok
+    assert isinstance(result.error, allm.ValidationError) and result.error.reason == "invalid_output"
+    assert ("temperature", "missing") in result.error.errors
+    assert result.halted_reason == "completed"  # the chat ended; its answer is what failed

@@ -12,6 +12,8 @@ import concurrent.futures
 from collections.abc import Sequence
 from typing import Any
 
+import pydantic
+from pydantic import BaseModel
 from reactivex import Observable
 
 from rx_allm._loop import background_loop, refuse_blocking, running_loop
@@ -23,6 +25,8 @@ from rx_allm.errors import RxAllmError, StreamError
 from rx_allm.events import RESERVED_TYPES as ORCHESTRATION_TYPES
 from rx_allm.events import ChatCompleted, Event, StepCompleted
 from rx_allm.models import Message, Response
+from rx_allm.schema import output_type
+from rx_allm.structured import output_error
 
 
 class ChatCollector:
@@ -111,7 +115,28 @@ async def chat(
     Cancelling the awaiting task disposes the chat (request and tools cancelled).
     """
     thread = Thread.of(messages)
-    return await fold_chat(stream_chat(engine, thread, **options), ChatCollector(thread))
+    result = await fold_chat(stream_chat(engine, thread, **options), ChatCollector(thread))
+    fmt = options.get("response_format") or engine.params.get("response_format")
+    return with_output(result, output_type(fmt))
+
+
+def with_output(result: ChatResult, model: type[BaseModel] | None) -> ChatResult:
+    """A completed chat's final answer validated into ``model`` as ``result.response.output``.
+
+    With ``response_format=Model``; a final text that does not validate gives
+    ``ValidationError("invalid_output")`` in ``result.error`` and ``result.response.error``.
+    """
+    if model is None or result.error is not None or result.halted_reason != "completed":
+        return result
+    try:
+        response = result.response.model_copy(
+            update={"output": model.model_validate_json(result.response.output_text)}
+        )
+        return result.model_copy(update={"response": response})
+    except pydantic.ValidationError as exc:
+        error = output_error(exc, model.__name__)
+        response = result.response.model_copy(update={"error": error})
+        return result.model_copy(update={"response": response, "error": error})
 
 
 def chat_sync(

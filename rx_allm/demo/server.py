@@ -61,7 +61,8 @@ def serve_app(
     async def run() -> None:
         runner = await start_app(make(), host, port, reuse_port=reuse_port)
         try:
-            print(f"rx-allm {name}: open {url_of(runner)} (Ctrl-C stops)", file=sys.stderr, flush=True)
+            announce = f"rx-allm {name}: open {url_of(runner)} (Ctrl-C stops)\n"
+            print(announce, end="", file=sys.stderr, flush=True)  # one write: workers share stderr
             await asyncio.get_running_loop().create_future()  # until Ctrl-C cancels it
         finally:
             await runner.cleanup()

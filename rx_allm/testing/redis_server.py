@@ -34,12 +34,26 @@ class RedisServer:
         if path is None:
             raise FileNotFoundError(f"{binary} not found on PATH (Debian: apt-get install redis-server)")
         self.binary = path
+        self._auto_port = port is None
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start the server and wait (bounded) until it accepts connections."""
+        """Start the server and wait (bounded) until it accepts connections.
+
+        A port picked here that another process took meanwhile is replaced (up to 5 tries).
+        """
+        for attempt in range(5):
+            if self._launch():
+                return
+            if not self._auto_port or attempt == 4:
+                break
+            self.port = free_port()
+            self.url = f"redis://127.0.0.1:{self.port}/0"
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def _launch(self) -> bool:
         if self._process is not None:
             raise RuntimeError("redis-server already running")
         args = [
@@ -58,8 +72,9 @@ class RedisServer:
         while not self._answers():
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
+                return False
             time.sleep(0.01)
+        return True
 
     def stop(self) -> None:
         """Stop the server (its data is gone)."""
@@ -76,7 +91,8 @@ class RedisServer:
     def restart(self) -> None:
         """Stop, then start on the same port: clients see their connections drop and every key lost."""
         self.stop()
-        self.start()
+        if not self._launch():
+            raise RuntimeError(f"redis-server did not start again on port {self.port}")
 
     def _answers(self) -> bool:
         with (
