@@ -31,9 +31,9 @@ import sys
 from aiohttp import web
 
 import rx_allm as allm
-from rx_allm.demo.server import run_processes
 from rx_allm.relay import RedisRelay
 from rx_allm.relay.sse import stream_relay
+from rx_allm.ui.serving import run_processes
 
 
 def engine_for(base_url: str | None) -> allm.Engine:

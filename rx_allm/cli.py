@@ -1,4 +1,4 @@
-"""The ``rx-allm`` command: stream a reply to the terminal, or serve the demo web back end.
+"""The ``rx-allm`` command: stream a reply to the terminal, or serve the chat app.
 
 ``rx-allm chat "prompt"`` picks a provider from ``--provider`` or from the first API key
 found in the environment; with neither, it starts the built-in provider emulator and
@@ -525,7 +525,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if args.workers == 1:
         return _serve_worker(args)
-    from rx_allm.demo.server import run_processes
+    from rx_allm.ui.serving import run_processes
 
     return run_processes(_serve_worker, [(args,)] * args.workers)
 

@@ -1,8 +1,8 @@
-"""Serving a web app of rx_allm: start it on a loop (tests, embedding) or run it until Ctrl-C.
+"""Serving an aiohttp app of rx_allm: start it on a loop (tests, embedding) or run it until Ctrl-C.
 
 :func:`start_app` / :func:`serve_app` serve any aiohttp application the way a reactive
-UI back end needs (handlers cancelled when their client disconnects); :func:`start` and
-:func:`serve` do it for the demo; :func:`run_processes` runs worker processes.
+UI back end needs (handlers cancelled when their client disconnects); :func:`run_processes`
+runs worker processes (``rx-allm serve --workers``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
-
-from rx_allm.demo.app import make_app
-from rx_allm.engine import Engine
 
 
 async def start_app(
@@ -37,11 +34,6 @@ async def start_app(
         await runner.cleanup()
         raise
     return runner
-
-
-async def start(engine: Engine, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
-    """Serve the demo on the running loop (see :func:`start_app`)."""
-    return await start_app(make_app(engine), host, port)
 
 
 def url_of(runner: web.AppRunner) -> str:
@@ -101,9 +93,4 @@ def _quit_on_sigterm(target: Callable[..., object], args: tuple[Any, ...]) -> No
     target(*args)
 
 
-def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080) -> int:
-    """Run the demo until Ctrl-C (running generations are cancelled); returns 130."""
-    return serve_app(lambda: make_app(engine), host, port, "demo")
-
-
-__all__ = ["run_processes", "serve", "serve_app", "start", "start_app", "url_of"]
+__all__ = ["run_processes", "serve_app", "start_app", "url_of"]
