@@ -30,6 +30,7 @@ from reactivex import Observable
 from reactivex import operators as ops
 
 from rx_allm._loop import block_until, call_on_loop, refuse_blocking
+from rx_allm._subscribe import subscribe_now
 from rx_allm.adapter import StreamOptions
 from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine
@@ -76,7 +77,11 @@ def stream_generate(
     # ``op(source)`` is ``source.pipe(op)`` without pipe's per-call import and reduce (a few µs a call).
     if on_event is not None:
         source = ops.do_action(on_event)(source)
-    return ops.filter(event_filter(emit_text_deltas, emit_tool_deltas, include_raw_chunks))(source)
+    return _filter_operator(event_filter(emit_text_deltas, emit_tool_deltas, include_raw_chunks))(source)
+
+
+#: ``ops.filter(keep)`` built once per predicate (the predicates are cached too): the operator is stateless.
+_filter_operator = functools.cache(ops.filter)
 
 
 def event_filter(
@@ -123,7 +128,7 @@ async def collect(events: Observable[Event], collector: StreamCollector | None =
         if future is not None:
             call_on_loop(loop, wake)
 
-    subscription = events.subscribe(on_next=collector.apply, on_error=done, on_completed=done)
+    subscription = subscribe_now(events, collector.apply, done, done)
     if not finished:
         future = loop.create_future()
         if finished:  # completed on another thread in between

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from reactivex import Observable
 
 from rx_allm._loop import background_loop, refuse_blocking, running_loop
+from rx_allm._subscribe import subscribe_now
 from rx_allm.collector import StreamCollector
 from rx_allm.conversation import ChatResult, StepResult, Thread, sum_usage
 from rx_allm.engine import Engine
@@ -170,7 +171,7 @@ async def fold_chat(events: Observable[Event], folder: ChatCollector) -> ChatRes
         elif not loop.is_closed():
             loop.call_soon_threadsafe(settle)
 
-    subscription = events.subscribe(on_next=folder.apply, on_error=settle, on_completed=settle)
+    subscription = subscribe_now(events, folder.apply, settle, settle)
     try:
         await done
     except asyncio.CancelledError:

@@ -19,6 +19,7 @@ from reactivex import Observable, abc
 from reactivex.scheduler import VirtualTimeScheduler
 
 from rx_allm._loop import loop_for_subscription
+from rx_allm._subscribe import subscribe_now
 from rx_allm.collector import StreamCollector
 from rx_allm.conversation import ChatResult, StepResult, Thread, ToolOutcome, sum_usage
 from rx_allm.engine import Engine
@@ -179,7 +180,7 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
             self.fail(exc)
             return
         self.collector = StreamCollector()
-        subscription = source.subscribe(self, scheduler=self.scheduler)
+        subscription = subscribe_now(source, self.on_next, self.on_error, self.on_completed, self.scheduler)
         if self.ended:
             subscription.dispose()
         else:
