@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +118,27 @@ def second_delta(event: Event) -> bool:
     return isinstance(event, TextDelta) and event.delta == " two"
 
 
+@contextmanager
+def holding(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Keep ``loop`` busy in one callback for the block: what the block queues on it runs after.
+
+    Without it a subscribing thread may lose the CPU between ``subscribe`` and ``dispose``
+    for as long as the loop needs to send the request (seen on a loaded machine).
+    """
+    running, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        running.set()
+        release.wait(WAIT)
+
+    loop.call_soon_threadsafe(hold)
+    assert running.wait(WAIT)
+    try:
+        yield
+    finally:
+        release.set()
+
+
 # -- the scenarios each thread runs -----------------------------------------------------------------
 @dataclass
 class Outcome:
@@ -149,8 +171,9 @@ def plain_subscribe(reply: str, end: str) -> Callable[[ProviderEmulator, int, Ui
 
 
 def dispose_at_once(emulator: ProviderEmulator, i: int, ui: UiLoop) -> Outcome:
-    seen = Seen().subscribe(events_of(emulator, "ok", i))
-    seen.dispose()  # the start and the cancel are queued in order on the loop: no request is sent
+    with holding(background_loop()):  # the loop cannot start the request before the disposal is queued
+        seen = Seen().subscribe(events_of(emulator, "ok", i))
+        seen.dispose()  # the start and the cancel run in order on the loop: no request is sent
     return Outcome(seen, None, set(), posts=0)
 
 
@@ -274,8 +297,10 @@ def test_100_threads_subscribe_and_dispose_concurrently(emu: ProviderEmulator) -
             assert seen.text == outcome.expect_text, label
         if outcome.expect_end == "completed":
             assert isinstance(seen.events[-1], MessageCompleted), label
-    # one POST per subscription that was not disposed at once; disposals reached the server
-    assert emu.posts() == sum(o.posts for o in outcomes.values())
+    # one POST per subscription that was not disposed at once, none twice; disposals reached the server
+    posted = Counter(r.json["messages"][-1]["content"] for r in emu.requests)
+    assert max(posted.values()) == 1, posted.most_common(3)
+    assert emu.posts() == sum(o.posts for o in outcomes.values()), sorted(posted)
     wait_until(lambda: len(emu.disconnects) >= sum(o.disconnects for o in outcomes.values()), WAIT)
     assert background_idle()
 
@@ -373,3 +398,27 @@ def test_observe_on_queues_without_bound_while_the_transport_reads_on() -> None:
         and Counter(type(e).__name__ for e in consumer.events)["TextDelta"] == 500
     )
     assert consumer.threads and LOOP_THREAD not in consumer.threads
+
+
+# -- a disposal that reaches the loop before the start ------------------------------------------------
+def test_a_disposal_queued_before_the_start_sends_no_request(emu: ProviderEmulator) -> None:
+    """Subscribe and dispose while the loop is busy: the start then finds the subscription disposed."""
+    seen = Seen()
+    with holding(background_loop()):
+        seen.subscribe(events_of(emu, "ok", 0)).dispose()
+    after = allm.generate_sync(engine(emu), allm.request([allm.user("ok:1")]))  # runs after both
+    assert after.ok and after.output_text == TEXT
+    assert [r.json["messages"][-1]["content"] for r in emu.requests] == ["ok:1"]
+    assert seen.events == seen.ends == seen.late == []
+
+
+def test_a_disposal_after_the_request_left_does_not_send_it_again(emu: ProviderEmulator) -> None:
+    """Disposed once its POST arrived: exactly that one POST, and its connection closes."""
+    seen = Seen().subscribe(events_of(emu, "stall", 0, stream_timeout=WAIT))
+    wait_until(lambda: seen.text == "one two", WAIT)
+    seen.dispose()
+    wait_until(lambda: len(emu.disconnects) == 1, WAIT)
+    after = allm.generate_sync(engine(emu), allm.request([allm.user("ok:1")]))
+    assert after.ok
+    assert [r.json["messages"][-1]["content"] for r in emu.requests] == ["stall:0", "ok:1"]
+    assert seen.ends == seen.late == []
