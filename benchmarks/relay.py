@@ -12,7 +12,9 @@ Run: ``python benchmarks/relay.py [--events 100000] [--paced 2000] [--interval 0
   generation's stream after the throughput run, per 1,000 entries.
 * MemoryRelay: the same figures in one process (memory: ``tracemalloc`` growth while the
   log holds the events, per 1,000).
-* direct: the same source subscribed directly (no relay), the floor.
+* direct: the same source subscribed directly (no relay), the floor in one process;
+  raw redis-py: one ``XADD`` per delta and an ``XREAD BLOCK`` reader in two processes,
+  same pacing, no rx_allm — the floor of the latency across processes.
 * stop: ``--stops`` generations stream from the benchmark server (one delta, then it
   stalls) in a producer process; another process calls ``stop`` on each; latency = the
   server seeing the connection close - the ``stop`` call.
@@ -174,6 +176,31 @@ async def stream_producer(url: str, server: str, generation_ids: list[str]) -> d
     return {"ended": len(generation_ids)}
 
 
+async def raw_redis(url: str, role: str, events: int, interval: float) -> dict[str, Any]:
+    """The floor without rx_allm: one ``XADD`` per delta every ``interval`` s / ``XREAD BLOCK``."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        if role == "producer":
+            await until(lambda: client.exists("bench:raw:ready"))
+            for _ in range(events):
+                await client.xadd("bench:raw", {b"t": repr(time.monotonic())})
+                await asyncio.sleep(interval)
+            return {"sent": events}
+        await client.set("bench:raw:ready", 1)
+        latencies: list[float] = []
+        last: bytes | str = "0-0"
+        while len(latencies) < events:
+            reply = await client.xread({"bench:raw": last}, count=100, block=int(WAIT * 1000))
+            for entry_id, fields in reply[0][1]:
+                latencies.append((time.monotonic() - float(fields[b"t"])) * 1000)
+                last = entry_id
+        return {"latencies": latencies}
+    finally:
+        await client.aclose()
+
+
 def child(command: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, __file__, "--client", *command], stdout=subprocess.PIPE, text=True
@@ -244,6 +271,14 @@ def redis_pair(url: str, generation_id: str, events: int, interval: float | None
     }
 
 
+def raw_pair(url: str, events: int, interval: float) -> list[float]:
+    """Latencies (ms) of plain ``XADD`` -> ``XREAD BLOCK`` between two processes, same pacing."""
+    viewer = child(["raw", url, "viewer", str(events), str(interval)])
+    result_of(child(["raw", url, "producer", str(events), str(interval)]))
+    latencies: list[float] = result_of(viewer)["latencies"]
+    return latencies
+
+
 def stop_latency(url: str, stops: int) -> list[float]:
     """Stop from another process -> the benchmark server sees the connection close (ms)."""
     ids = [f"bench-stop-{i}" for i in range(stops)]
@@ -264,11 +299,13 @@ def drive(args: argparse.Namespace) -> None:
         fast = redis_pair(server.url, "bench-throughput", args.events, None)
         slow = redis_pair(server.url, "bench-latency", args.paced, args.interval)
         stops = stop_latency(server.url, args.stops)
+        floor = raw_pair(server.url, args.paced, args.interval)
     for name, relay in (("direct", None), ("MemoryRelay", MemoryRelay())):
         got = asyncio.run(in_process(relay, args.events, args.paced, args.interval))
         memory = asyncio.run(memory_relay_bytes(args.events)) if relay is not None else float("nan")
         rows.append(_row(name, got["events_s"], got["latencies"], memory))
     rows.append(_row("RedisRelay", fast["events_s"], slow["latencies"], fast["bytes_per_1000"]))
+    rows.append(_row("raw redis-py (floor)", float("nan"), floor, float("nan")))
     print(
         f"\none generation: {args.events:,} deltas for events/s; {args.paced:,} deltas every "
         f"{args.interval * 1000:g} ms for latency (RedisRelay: producer and viewer in two processes)"
@@ -304,6 +341,8 @@ def run_child(argv: list[str]) -> None:
         emit(asyncio.run(redis_viewer(rest[0], rest[1], rest[2] == "1")))
     elif command == "redis-stopper":
         emit(asyncio.run(redis_stopper(rest[0], rest[1:])))
+    elif command == "raw":
+        emit(asyncio.run(raw_redis(rest[0], rest[1], int(rest[2]), float(rest[3]))))
     elif command == "stream-producer":
         emit(asyncio.run(stream_producer(rest[0], rest[1], rest[2:])))
     else:

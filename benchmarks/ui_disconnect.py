@@ -23,9 +23,9 @@ from aiohttp import web
 from harness import percentile, table
 
 import rx_allm as allm
-from rx_allm.demo.server import start_app, url_of
 from rx_allm.testing.emulator import ProviderEmulator, Reply
 from rx_allm.ui import ag_ui_handler, ai_sdk_handler
+from rx_allm.ui.serving import start_app, url_of
 
 SLOW = Reply(text=" ".join(f"w{i}" for i in range(400)), chunk_delay=0.05)
 BODIES = {

@@ -5,7 +5,8 @@ endpoint with ``--base-url`` and ``OPENAI_API_KEY``)::
 
     python examples/relay_workers.py --redis redis://127.0.0.1:6379/0 --workers 2 --port 8080
 
-Worker ``i`` listens on ``port + i`` (put a load balancer in front: no stickiness needed).
+Worker ``i`` listens on ``port + i`` (``--port 0``: any free port each; every worker prints
+its address). Put a load balancer in front: no stickiness needed.
 Every route works on every worker:
 
 ==========================================  =================================================
@@ -30,9 +31,9 @@ import sys
 from aiohttp import web
 
 import rx_allm as allm
-from rx_allm.demo.server import run_processes
 from rx_allm.relay import RedisRelay
 from rx_allm.relay.sse import stream_relay
+from rx_allm.ui.serving import run_processes
 
 
 def engine_for(base_url: str | None) -> allm.Engine:
@@ -80,7 +81,8 @@ async def serve_worker(redis_url: str, base_url: str | None, port: int, worker: 
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        print(f"worker {worker}: http://127.0.0.1:{port}", flush=True)
+        address = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        print(f"worker {worker}: {address}\n", end="", flush=True)  # one write: workers share stdout
         await asyncio.get_running_loop().create_future()  # until the process is told to stop
     finally:
         await relay.close()
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--base-url", help="an OpenAI-compatible endpoint (default: the Fake adapter)")
     args = parser.parse_args(argv)
-    workers = [(args.redis, args.base_url, args.port + i, i) for i in range(args.workers)]
+    ports = [args.port + i if args.port else 0 for i in range(args.workers)]  # 0: any free port each
+    workers = [(args.redis, args.base_url, port, i) for i, port in enumerate(ports)]
     return run_processes(run_worker, workers)  # SIGTERM or Ctrl-C stops them all
 
 

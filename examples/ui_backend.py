@@ -10,8 +10,8 @@ each message is one rx_allm event as JSON, the last one ``{"type": "done"}`` or
 ``{"type": "error", "error": {"reason": ...}}``. Closing the EventSource (or the tab)
 cancels the provider request: the server cancels the handler of a closed connection
 (``handler_cancellation=True``), which disposes the subscription. To share one generation
-between several tabs, see ``rx-allm serve`` (``rx_allm.demo``), built on the same
-:func:`~rx_allm.demo.push_events`.
+between several tabs and resume after a refresh, see ``rx-allm serve`` (``rx_allm.ui.app``,
+built on a relay).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 from aiohttp import web
 
 import rx_allm as allm
-from rx_allm.demo import push_events
+from rx_allm.ui.push import push_events
 
 
 def make_app(engine: allm.Engine) -> web.Application:

@@ -13,20 +13,6 @@ from rx_allm import otel, providers
 from rx_allm._connections import close_session
 from rx_allm._sse import DEFAULT_MAX_EVENT_BYTES
 from rx_allm.adapter import StreamAdapter, StreamOptions
-from rx_allm.chat import (
-    AskUser,
-    ChatResult,
-    FunctionTool,
-    Halt,
-    Session,
-    StepResult,
-    Thread,
-    ToolOutcome,
-    chat,
-    chat_sync,
-    stream_chat,
-    tool,
-)
 from rx_allm.collector import StreamCollector
 from rx_allm.engine import Engine, register_adapter
 from rx_allm.errors import (
@@ -72,7 +58,21 @@ from rx_allm.models import (
     user,
 )
 from rx_allm.operators import coalesce_text
-from rx_allm.retry import fallback, retry
+from rx_allm.orchestration import (
+    AskUser,
+    ChatResult,
+    FunctionTool,
+    Halt,
+    Session,
+    StepResult,
+    Thread,
+    ToolOutcome,
+    chat,
+    chat_sync,
+    stream_chat,
+    tool,
+)
+from rx_allm.retries import fallback, retry
 from rx_allm.runner import collect, generate, generate_sync, stream_generate
 from rx_allm.structured import PartialArguments, partial_arguments, partial_output
 

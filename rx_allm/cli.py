@@ -1,4 +1,4 @@
-"""The ``rx-allm`` command: stream a reply to the terminal, or serve the demo web back end.
+"""The ``rx-allm`` command: stream a reply to the terminal, or serve the chat app.
 
 ``rx-allm chat "prompt"`` picks a provider from ``--provider`` or from the first API key
 found in the environment; with neither, it starts the built-in provider emulator and
@@ -260,7 +260,7 @@ def _fake_engine(prompt: str) -> allm.Engine:
 
 
 def _fake_tools_engine(prompt: str) -> allm.Engine:
-    from rx_allm.chat.demo_tools import demo_scripts
+    from rx_allm.orchestration.demo_tools import demo_scripts
 
     # Two scripts per reply (the tool call, then the answer), for up to 50 replies of a REPL.
     return allm.Engine(
@@ -318,7 +318,7 @@ def _view(args: argparse.Namespace) -> View:
 
 def _conversation(args: argparse.Namespace, engine: allm.Engine, fields: dict[str, Any]) -> int:
     """One reply with tools, or a REPL (``--interactive``) keeping the thread in a Session."""
-    from rx_allm.chat.demo_tools import DEMO_TOOLS
+    from rx_allm.orchestration.demo_tools import DEMO_TOOLS
 
     tools = DEMO_TOOLS if args.tools == "demo" else []
     session = allm.Session(thread=allm.Thread(messages=[allm.system(args.system)] if args.system else []))
@@ -525,14 +525,14 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if args.workers == 1:
         return _serve_worker(args)
-    from rx_allm.demo.server import run_processes
+    from rx_allm.ui.serving import run_processes
 
     return run_processes(_serve_worker, [(args,)] * args.workers)
 
 
 def _serve_worker(args: argparse.Namespace) -> int:
     """One process serving the chat app (its own provider target; replies shared with ``--redis``)."""
-    from rx_allm.chat.demo_tools import DEMO_TOOLS
+    from rx_allm.orchestration.demo_tools import DEMO_TOOLS
     from rx_allm.ui.server import serve
 
     try:

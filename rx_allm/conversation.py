@@ -1,6 +1,6 @@
 """Conversation data: :class:`Thread`, :class:`ToolOutcome`, :class:`StepResult`, :class:`ChatResult`.
 
-Plain pydantic data (JSON round trip), shared by the chat loop (:mod:`rx_allm.chat`) and the
+Plain pydantic data (JSON round trip), shared by the chat loop (:mod:`rx_allm.orchestration`) and the
 orchestration events that carry it (:mod:`rx_allm.events`), so it depends on nothing but
 :mod:`rx_allm.models` and :mod:`rx_allm.errors`.
 """
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rx_allm.errors import RxAllmError
 from rx_allm.models import Message, Response, ToolCall, Usage, user
 
-#: How a chat ended; a tool's own :class:`~rx_allm.chat.Halt` reason is also possible.
+#: How a chat ended; a tool's own :class:`~rx_allm.orchestration.Halt` reason is also possible.
 HALT_REASONS = (
     "completed",
     "max_turns",
@@ -112,7 +112,7 @@ class StepResult(BaseModel):
 
 
 class ChatResult(BaseModel):
-    """What :func:`rx_allm.chat` folds a chat into.
+    """What :func:`rx_allm.orchestration` folds a chat into.
 
     ``halted_reason`` is one of :data:`HALT_REASONS` or a tool's own ``Halt`` reason;
     ``response`` is the last step's response (partial, with its error, when a step failed);

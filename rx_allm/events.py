@@ -2,8 +2,8 @@
 
 Payload fields are open for additions; adding a new ``type`` is a breaking change.
 Eight stream events come from adapters; seven orchestration events come from the chat
-layer (:mod:`rx_allm.chat`). ``parse_event`` turns the JSON form (``event.model_dump(mode="json")``) back into
-the typed event.
+layer (:mod:`rx_allm.orchestration`). ``parse_event`` turns the JSON form
+(``event.model_dump(mode="json")``) back into the typed event.
 
 The metadata keys every adapter uses on ``message_started``/``message_completed``
 (``META_*``), the ``ToolCall.metadata`` keys (:data:`THOUGHT_SIGNATURE`, :data:`ITEM_ID`)
@@ -138,7 +138,7 @@ class MessageCompleted(_Event):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-# -- orchestration events (the chat layer, rx_allm.chat) -----------------------------------
+# -- orchestration events (the chat layer, rx_allm.orchestration) -----------------------------------
 class ToolExecutionStarted(_Event):
     """A tool call of the model is executed (emitted with its two companions)."""
 

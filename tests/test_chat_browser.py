@@ -20,7 +20,7 @@ from helpers import openai_engine
 from ui_support import answer
 
 import rx_allm as allm
-from rx_allm.chat.demo_tools import DEMO_TOOLS
+from rx_allm.orchestration.demo_tools import DEMO_TOOLS
 from rx_allm.testing import ProviderEmulator
 from rx_allm.ui.server import start, url_of
 

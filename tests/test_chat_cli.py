@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from rx_allm.chat.demo_tools import DEMO_TOOLS, calculator, clock, demo_scripts
 from rx_allm.cli import arithmetic_in
+from rx_allm.orchestration.demo_tools import DEMO_TOOLS, calculator, clock, demo_scripts
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 

@@ -10,8 +10,8 @@ from reactivex import operators as ops
 from reactivex.testing import TestScheduler
 
 import rx_allm as allm
-from rx_allm.chat import ChatCollector, fold_chat
 from rx_allm.events import StepCompleted
+from rx_allm.orchestration import ChatCollector, fold_chat
 from rx_allm.testing import record_events, script_from_marbles
 
 

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest_asyncio
 from helpers import sse_frames
 
 from rx_allm.testing.emulator import ProviderEmulator, Reply
-from rx_allm.testing.redis_server import RedisServer, free_port
+from rx_allm.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,10 +28,12 @@ WORDS = [f"w{i}" for i in range(30)]
 
 
 @pytest_asyncio.fixture
-async def workers(redis_server: RedisServer, emulator: ProviderEmulator) -> AsyncIterator[list[str]]:
-    port = next(p for p in (free_port() for _ in range(50)) if p < 65535 and _free(p + 1))
+async def workers(
+    redis_server: RedisServer, emulator: ProviderEmulator, tmp_path: Path
+) -> AsyncIterator[list[str]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-test-workers-0123456789"}
-    args = ["--redis", redis_server.url, "--workers", "2", "--port", str(port)]
+    args = ["--redis", redis_server.url, "--workers", "2", "--port", "0"]
+    stderr = (tmp_path / "stderr").open("wb")  # a file: a full pipe would block the workers
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "examples" / "relay_workers.py"),
@@ -40,28 +41,23 @@ async def workers(redis_server: RedisServer, emulator: ProviderEmulator) -> Asyn
         "--base-url",
         emulator.base_url("openai"),
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=stderr,
         env=env,
     )
     try:
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout is not None
         lines = [(await asyncio.wait_for(process.stdout.readline(), WAIT)).decode() for _ in range(2)]
-        if not all(line.startswith("worker ") for line in lines):
-            problem = await asyncio.wait_for(process.stderr.read(), WAIT)
-            raise AssertionError(f"the workers did not start: {lines}\n{problem.decode()[-3000:]}")
+        assert all(line.startswith("worker ") for line in lines), (lines, _tail(tmp_path / "stderr"))
         yield [url for _, url in sorted(line.strip().split(": ", 1) for line in lines)]
     finally:
         process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), WAIT) == 0
+        code = await asyncio.wait_for(process.wait(), WAIT)
+        stderr.close()
+        assert code == 0, _tail(tmp_path / "stderr")
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:]
 
 
 async def sse(response: aiohttp.ClientResponse, count: int | None = None) -> list[dict[str, Any]]:

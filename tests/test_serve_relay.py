@@ -74,13 +74,14 @@ async def refresh_follow_and_stop(
 class Server:
     """``rx-allm serve`` in a child process; ``url`` once it announced itself."""
 
-    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, urls: list[str]) -> None:
         self.process = process
-        self.url = f"http://127.0.0.1:{port}"
+        self.urls = urls
+        self.url = urls[0]
 
     @classmethod
-    async def start(cls, *args: str, announcements: int = 1) -> Server:
-        port = free_port()
+    async def start(cls, *args: str, announcements: int = 1, port: int = 0) -> Server:
+        """Start it (``port`` 0: any free port) and wait until ``announcements`` processes listen."""
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-test-serve-0123456789"}
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -94,12 +95,13 @@ class Server:
             env=env,
         )
         assert process.stderr is not None
-        seen = 0
-        while seen < announcements:
+        urls: list[str] = []
+        while len(urls) < announcements:
             line = (await asyncio.wait_for(process.stderr.readline(), WAIT)).decode()
             assert line, f"rx-allm serve exited with {await process.wait()}"
-            seen += "rx-allm chat: open" in line
-        return cls(process, port)
+            if "rx-allm chat: open " in line:
+                urls.append(line.split("rx-allm chat: open ", 1)[1].split()[0].rstrip("/"))
+        return cls(process, urls)
 
     async def stop(self) -> int:
         if self.process.returncode is None:
@@ -141,9 +143,11 @@ async def test_workers_share_one_port_and_need_redis(
     _, said = await asyncio.wait_for(refused.communicate(), WAIT)
     assert refused.returncode == 2 and b"needs --redis" in said
     args = ["--redis", redis_server.url, "--workers", "2", "--provider", "openai"]
+    base_url = emulator.base_url("openai")
     servers.append(
-        server := await Server.start(*args, "--base-url", emulator.base_url("openai"), announcements=2)
+        server := await Server.start(*args, "--base-url", base_url, announcements=2, port=free_port())
     )
+    assert len(server.urls) == 2 and len(set(server.urls)) == 1  # two processes, one port
     async with aiohttp.ClientSession() as http:
         for _ in range(4):
             async with http.get(f"{server.url}/api/info") as info:

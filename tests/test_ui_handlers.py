@@ -19,6 +19,7 @@ import rx_allm as allm
 from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 from rx_allm.ui import ag_ui_handler, ai_sdk_handler
 from rx_allm.ui.app import make_chat_app
+from rx_allm.ui.serving import start_app, url_of
 
 
 @allm.tool
@@ -279,3 +280,19 @@ async def test_anthropic_thinking_streams_as_reasoning_before_the_text(emulator:
     assert "".join(c["delta"] for c in chunks if c["type"] == "reasoning-delta") == "Weighing the options."
     assert "".join(c["delta"] for c in chunks if c["type"] == "text-delta") == "Pick B."
     assert chunks[0]["messageMetadata"] == {"provider": "anthropic", "model": "claude-test"}
+
+
+@pytest.mark.asyncio
+async def test_chat_app_shutting_the_server_down_cancels_running_replies(emulator: ProviderEmulator) -> None:
+    emulator.default = SLOW
+    app = make_chat_app(openai_engine(emulator, model="gpt-test"))
+    async with aiohttp.ClientSession() as session:
+        runner = await start_app(app)
+        try:
+            reply = await session.post(f"{url_of(runner)}api/chat", json={**UI_BODY, "id": "chat-down"})
+            await read_frames(reply, 5)
+        finally:
+            await runner.cleanup()
+        await emulator.wait_for_disconnects(1, timeout=WAIT)
+        reply.close()
+    assert emulator.posts() == 1

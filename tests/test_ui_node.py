@@ -24,7 +24,7 @@ from helpers import openai_engine
 from ui_support import answer, serving
 
 import rx_allm as allm
-from rx_allm.chat.demo_tools import DEMO_TOOLS
+from rx_allm.orchestration.demo_tools import DEMO_TOOLS
 from rx_allm.testing.emulator import ProviderEmulator
 from rx_allm.ui import ag_ui_handler, ai_sdk_handler
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from rx_allm.cli import demo_reply, last_user_text
-from rx_allm.demo.server import start_app, url_of
 from rx_allm.testing.emulator import RecordedRequest, Reply
+from rx_allm.ui.serving import start_app, url_of
 
 LONG = Reply(text=" ".join(f"token{i}" for i in range(300)), chunk_delay=0.05)  # ~15 s unless stopped
 

@@ -137,7 +137,7 @@ def instrument(
     and server address from the call), wrapped around the adapter's stream before the
     runner's filters, so it sees every chunk. A chat gets the spans of :func:`traced_chat`.
     """
-    from rx_allm.chat import loop as chat_loop
+    from rx_allm.orchestration import loop as chat_loop
 
     telemetry = _telemetry(tracer_provider, meter_provider)
 
@@ -165,7 +165,7 @@ def instrument(
 
 def uninstrument() -> None:
     """Stop tracing new calls and chats (streams already traced keep their spans)."""
-    from rx_allm.chat import loop as chat_loop
+    from rx_allm.orchestration import loop as chat_loop
 
     runner.stream_hook = None
     chat_loop.chat_hook = None

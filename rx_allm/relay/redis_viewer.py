@@ -2,8 +2,8 @@
 
 Reads return strictly later entries than the last id seen, so resuming is exact. A
 viewer behind the log reads batches with the :data:`~rx_allm.relay.redis_scripts.FETCH`
-script (which also refreshes the generation's ``watched`` key: the idle timeout); a
-viewer at the end waits with ``XREAD BLOCK``. When a blocking read returns nothing,
+script; a viewer at the end waits with ``XREAD BLOCK`` (one round trip per live entry).
+Both refresh the generation's ``watched`` key (the idle timeout). When a blocking read returns nothing,
 the viewer checks the producer's heartbeat key: gone without a terminal in the log
 means the producer died (``StreamError("timeout")``); the claim gone too means the log
 itself is gone (expired, or Redis restarted without it).
@@ -53,6 +53,7 @@ class RedisView:
         self.client = client
         self.fetch = client.register_script(FETCH)
         self.idle_ms = int(options.idle_timeout * 1000)
+        self.behind = True  # a new viewer reads the log in batches until it caught up
         self.keys = keys
         self.generation_id = generation_id
         self.options = options
@@ -100,29 +101,42 @@ class RedisView:
         return (entry_id(position, tag) if position else "0-0"), position + 1
 
     async def _read(self, last_id: bytes | str) -> list[Line]:
-        """The next entries: what the log holds, else the next one to arrive (``XREAD BLOCK``
-        for up to one heartbeat interval), else, if the producer stopped beating, an end."""
+        """The next entries. Behind the log: a :data:`FETCH` batch. At its end: ``XREAD BLOCK``
+        (one round trip per live entry) for up to one heartbeat interval, then, if nothing
+        came, a look at the producer's heartbeat. Both refresh ``watched``."""
         keys, options = self.keys, self.options
         while True:
-            reply = await self.fetch(keys=[keys.log, keys.watched], args=[last_id, BATCH, self.idle_ms])
-            if reply:
-                return fetched(reply)
-            reply = await self.client.xread(
-                {keys.log: last_id}, count=1, block=int(options.heartbeat_interval * 1000)
-            )
-            if reply:
-                return _entries(reply)
+            if self.behind:
+                lines = fetched(
+                    await self.fetch(keys=[keys.log, keys.watched], args=[last_id, BATCH, self.idle_ms])
+                )
+                self.behind = len(lines) == BATCH
+                if lines:
+                    return lines
             pipe = self.client.pipeline(transaction=False)
-            pipe.exists(keys.alive)
-            pipe.exists(keys.claim)
-            pipe.xread({keys.log: last_id}, count=1)
-            alive, claimed, reply = await pipe.execute()
+            pipe.set(keys.watched, b"1", px=self.idle_ms)
+            pipe.xread({keys.log: last_id}, count=BATCH, block=int(options.heartbeat_interval * 1000))
+            _, reply = await pipe.execute()
             if reply:
-                return _entries(reply)
-            if not claimed:
-                raise _Ended(log_gone(self.generation_id, "is gone (expired, or Redis lost it)"))
-            if not alive:
-                raise _Ended(producer_lost(self.generation_id, options.heartbeat_timeout))
+                lines = _entries(reply)
+                self.behind = len(lines) == BATCH
+                return lines
+            await self._check_producer(last_id)
+
+    async def _check_producer(self, last_id: bytes | str) -> None:
+        """Nothing came for a heartbeat interval: raise :class:`_Ended` if the producer or the log is gone."""
+        keys = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(keys.alive)
+        pipe.exists(keys.claim)
+        pipe.xread({keys.log: last_id}, count=1)
+        alive, claimed, reply = await pipe.execute()
+        if reply:
+            return  # an entry arrived meanwhile: the next read gets it
+        if not claimed:
+            raise _Ended(log_gone(self.generation_id, "is gone (expired, or Redis lost it)"))
+        if not alive:
+            raise _Ended(producer_lost(self.generation_id, self.options.heartbeat_timeout))
 
     def _deliver(self, position: int, raw_id: bytes, field: bytes, payload: bytes) -> bool:
         """Emit one entry; False once the terminal (or an unreadable entry) ended the viewer."""

@@ -5,7 +5,8 @@
 * :func:`ag_ui_frames` / :func:`ag_ui_sse` — the AG-UI event stream; :func:`messages_from_ag_ui`
   — a ``RunAgentInput`` to its ids, a ``Thread`` and the client's tools;
 * :func:`ai_sdk_handler`, :func:`ag_ui_handler` — aiohttp handlers doing the whole exchange;
-* ``rx_allm.ui.app`` — the chat app of ``rx-allm serve``.
+* ``rx_allm.ui.push`` — raw rx_allm events as SSE, for a back end written by hand;
+* ``rx_allm.ui.app`` — the chat app of ``rx-allm serve`` (``rx_allm.ui.serving``: serving any app).
 
 See the "Serve a chat UI" guide.
 """

@@ -25,10 +25,10 @@ from typing import Any
 from reactivex import Observable
 
 from rx_allm.ui._encoder import Chunk, FrameEncoder, error_reason, error_text, result_text
-from rx_allm.ui.framing import frames, sse_frames
+from rx_allm.ui.framing import SSE_HEADERS, frames, sse_frames
 
 #: Response headers of an AG-UI event stream.
-AG_UI_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+AG_UI_HEADERS = SSE_HEADERS
 
 _USAGE_NAMES = {
     "input_tokens": "inputTokens",

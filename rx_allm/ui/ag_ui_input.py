@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from rx_allm.chat import Thread
 from rx_allm.models import Message, Tool, ToolCall, assistant, system, tool, tool_result, user
+from rx_allm.orchestration import Thread
 from rx_allm.ui.request_body import field, items, json_object, refuse
 
 _DISPLAY_ONLY = ("reasoning", "activity")

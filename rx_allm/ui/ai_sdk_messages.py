@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rx_allm.chat import Thread
 from rx_allm.models import Message, ToolCall, assistant, system, tool_result, user
+from rx_allm.orchestration import Thread
 from rx_allm.ui._encoder import result_text
 from rx_allm.ui.request_body import field, items, json_object, refuse
 

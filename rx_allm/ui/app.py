@@ -53,11 +53,8 @@ def make_chat_app(
     rooms: Rooms | None = None,
     **opts: Any,
 ) -> web.Application:
-    """The chat app for ``engine`` (``tools`` run on the server; ``opts`` go to every call).
-
-    ``linger``: seconds a reply keeps running without a viewer (a refresh comes back);
-    ``rooms``: where chats and replies live (default: this process, with ``linger``).
-    """
+    """The chat app for ``engine`` (``tools`` run on the server; ``opts`` go to every call);
+    ``rooms`` hold chats and replies (default: this process, a reply unwatched ``linger`` s)."""
     app = web.Application()
     rooms = app[ROOMS] = rooms or Rooms(memory_relay(linger))
     info = describe(engine, opts)

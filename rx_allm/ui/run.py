@@ -7,8 +7,8 @@ from typing import Any
 
 from reactivex import Observable
 
-from rx_allm.chat import Thread, stream_chat
 from rx_allm.engine import Engine
+from rx_allm.orchestration import Thread, stream_chat
 
 
 def chat_events(

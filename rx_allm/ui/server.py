@@ -12,10 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from rx_allm.demo.server import serve_app, start_app, url_of
 from rx_allm.engine import Engine
 from rx_allm.ui.app import LINGER, make_chat_app
 from rx_allm.ui.rooms import RedisRoomStore, Rooms, memory_relay
+from rx_allm.ui.serving import serve_app, start_app, url_of
 
 
 def chat_rooms(redis: str | None = None) -> Rooms:

@@ -28,9 +28,7 @@ from reactivex import Observable
 from rx_allm.errors import RxAllmError, StreamError
 from rx_allm.events import Event
 from rx_allm.iterate import iterate
-
-#: Response headers of an event stream (``X-Accel-Buffering`` keeps nginx from buffering it).
-SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+from rx_allm.ui.framing import SSE_HEADERS
 
 
 def frame(data: str, event_id: int | None = None) -> bytes:
@@ -86,4 +84,4 @@ async def push_events(
     return response
 
 
-__all__ = ["SSE_HEADERS", "dumps", "error_payload", "frame", "push_events"]
+__all__ = ["dumps", "error_payload", "frame", "push_events"]

@@ -19,9 +19,6 @@ from reactivex import Observable, abc
 from reactivex.scheduler import VirtualTimeScheduler
 
 from rx_allm._loop import loop_for_subscription
-from rx_allm.chat.execute import Finished, LoopRunner, Runner, ToolRun, VirtualRunner, check_call, outcome_of
-from rx_allm.chat.options import ChatOptions, callback_error, chat_options
-from rx_allm.chat.tools import Toolbox, ToolLike
 from rx_allm.collector import StreamCollector
 from rx_allm.conversation import ChatResult, StepResult, Thread, ToolOutcome, sum_usage
 from rx_allm.engine import Engine
@@ -37,6 +34,17 @@ from rx_allm.events import (
     ToolResultEncoded,
 )
 from rx_allm.models import Message, Request, Response
+from rx_allm.orchestration.execute import (
+    Finished,
+    LoopRunner,
+    Runner,
+    ToolRun,
+    VirtualRunner,
+    check_call,
+    outcome_of,
+)
+from rx_allm.orchestration.options import ChatOptions, callback_error, chat_options
+from rx_allm.orchestration.tools import Toolbox, ToolLike
 from rx_allm.runner import OnEvent, event_filter, stream_generate
 
 

@@ -17,7 +17,6 @@ from pydantic import BaseModel
 from reactivex import Observable
 
 from rx_allm._loop import background_loop, refuse_blocking, running_loop
-from rx_allm.chat.loop import stream_chat
 from rx_allm.collector import StreamCollector
 from rx_allm.conversation import ChatResult, StepResult, Thread, sum_usage
 from rx_allm.engine import Engine
@@ -25,6 +24,7 @@ from rx_allm.errors import RxAllmError, StreamError
 from rx_allm.events import RESERVED_TYPES as ORCHESTRATION_TYPES
 from rx_allm.events import ChatCompleted, Event, StepCompleted
 from rx_allm.models import Message, Response
+from rx_allm.orchestration.loop import stream_chat
 from rx_allm.schema import output_type
 from rx_allm.structured import output_error
 

@@ -9,11 +9,11 @@
 See ``docs/guides/chat.md``.
 """
 
-from rx_allm.chat.fold import ChatCollector, chat, chat_sync, fold_chat
-from rx_allm.chat.loop import stream_chat
-from rx_allm.chat.session import Session, SessionStatus
-from rx_allm.chat.tools import AskUser, FunctionTool, Halt, ToolSpec, tool
 from rx_allm.conversation import HALT_REASONS, ChatResult, StepResult, Thread, ToolOutcome
+from rx_allm.orchestration.fold import ChatCollector, chat, chat_sync, fold_chat
+from rx_allm.orchestration.loop import stream_chat
+from rx_allm.orchestration.session import Session, SessionStatus
+from rx_allm.orchestration.tools import AskUser, FunctionTool, Halt, ToolSpec, tool
 
 __all__ = [
     "HALT_REASONS",

@@ -1,8 +1,8 @@
-"""Serving a web app of rx_allm: start it on a loop (tests, embedding) or run it until Ctrl-C.
+"""Serving an aiohttp app of rx_allm: start it on a loop (tests, embedding) or run it until Ctrl-C.
 
 :func:`start_app` / :func:`serve_app` serve any aiohttp application the way a reactive
-UI back end needs (handlers cancelled when their client disconnects); :func:`start` and
-:func:`serve` do it for the demo; :func:`run_processes` runs worker processes.
+UI back end needs (handlers cancelled when their client disconnects); :func:`run_processes`
+runs worker processes (``rx-allm serve --workers``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
-
-from rx_allm.demo.app import make_app
-from rx_allm.engine import Engine
 
 
 async def start_app(
@@ -39,11 +36,6 @@ async def start_app(
     return runner
 
 
-async def start(engine: Engine, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
-    """Serve the demo on the running loop (see :func:`start_app`)."""
-    return await start_app(make_app(engine), host, port)
-
-
 def url_of(runner: web.AppRunner) -> str:
     """The page's address on the first listening socket of ``runner`` (this machine's loopback
     address when it listens on all of them: ``0.0.0.0`` is no address to open)."""
@@ -61,7 +53,8 @@ def serve_app(
     async def run() -> None:
         runner = await start_app(make(), host, port, reuse_port=reuse_port)
         try:
-            print(f"rx-allm {name}: open {url_of(runner)} (Ctrl-C stops)", file=sys.stderr, flush=True)
+            announce = f"rx-allm {name}: open {url_of(runner)} (Ctrl-C stops)\n"
+            print(announce, end="", file=sys.stderr, flush=True)  # one write: workers share stderr
             await asyncio.get_running_loop().create_future()  # until Ctrl-C cancels it
         finally:
             await runner.cleanup()
@@ -100,9 +93,4 @@ def _quit_on_sigterm(target: Callable[..., object], args: tuple[Any, ...]) -> No
     target(*args)
 
 
-def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080) -> int:
-    """Run the demo until Ctrl-C (running generations are cancelled); returns 130."""
-    return serve_app(lambda: make_app(engine), host, port, "demo")
-
-
-__all__ = ["run_processes", "serve", "serve_app", "start", "start_app", "url_of"]
+__all__ = ["run_processes", "serve_app", "start_app", "url_of"]

@@ -16,14 +16,14 @@ from pydantic import BaseModel, Field
 from reactivex import Observable, abc
 from reactivex import operators as ops
 
-from rx_allm.chat.execute import submitted_outcome
-from rx_allm.chat.fold import ChatCollector, fold_chat
-from rx_allm.chat.loop import stream_chat
 from rx_allm.conversation import ChatResult, Thread
 from rx_allm.engine import Engine
 from rx_allm.errors import RxAllmError, ValidationError
 from rx_allm.events import AskUserRequested, Event, StepCompleted
 from rx_allm.models import Message, ToolCall, tool_result, user
+from rx_allm.orchestration.execute import submitted_outcome
+from rx_allm.orchestration.fold import ChatCollector, fold_chat
+from rx_allm.orchestration.loop import stream_chat
 
 SessionStatus = Literal["idle", "awaiting_tools", "awaiting_user", "completed", "error"]
 _STATUS_OF: dict[str, SessionStatus] = {

@@ -23,10 +23,10 @@ from reactivex.abc import SchedulerBase
 
 from rx_allm._loop import running_loop
 from rx_allm._redact import redact
-from rx_allm.chat.tools import AskUser, FunctionTool, Halt, Toolbox
 from rx_allm.conversation import ToolOutcome
 from rx_allm.errors import ValidationError
 from rx_allm.models import ToolCall
+from rx_allm.orchestration.tools import AskUser, FunctionTool, Halt, Toolbox
 
 #: A finished tool run: ``("value", result)``, ``("raised", exception)`` or ``("timeout", seconds)``.
 Finished = tuple[str, Any]

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from rx_allm.chat.tools import FunctionTool, tool
+from rx_allm.orchestration.tools import FunctionTool, tool
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
