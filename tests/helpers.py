@@ -74,14 +74,6 @@ def usage_chunks(events: Sequence[Event]) -> list[allm.Usage]:
     return usages
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
-    """Poll ``predicate`` every 5 ms from a plain thread; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
-
-
 async def until(predicate: Callable[[], bool], timeout: float) -> None:
     """Poll ``predicate`` every 5 ms on the running loop; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
