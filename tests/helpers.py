@@ -3,7 +3,7 @@
 * ``fixture_bytes(name)`` — ``tests/fixtures/wire/<name>`` byte for byte (``.sse`` is
   added when missing).
 * ``openai_engine``, ``hello``, ``events_of``, ``of_type``, ``usage_chunks``,
-  ``wait_until``, ``until``, ``connections`` — small helpers several test modules share.
+  ``until``, ``connections`` — small helpers several test modules share.
 
 Recording a subscription is the public kit's :func:`rx_allm.testing.record`.
 """
