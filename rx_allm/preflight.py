@@ -195,6 +195,8 @@ LIMITS: dict[str, Any] = {
 
 def _limits(params: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Pop the call's timeouts and ``max_event_bytes`` from ``params``: their values and problems."""
+    if params.keys().isdisjoint(LIMITS):  # the common case: every limit at its (valid) default
+        return dict(LIMITS), []
     values = {name: params.pop(name, default) for name, default in LIMITS.items()}
     problems: list[tuple[str, str]] = []
     for name, value in values.items():

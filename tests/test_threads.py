@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from helpers import connections, wait_until
+from helpers import connections
 from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.scheduler import EventLoopScheduler, ThreadPoolScheduler
@@ -76,13 +76,16 @@ class Seen:
     late: list[Any] = field(default_factory=list)
     threads: set[str] = field(default_factory=set)
     done: threading.Event = field(default_factory=threading.Event)
+    changed: threading.Condition = field(default_factory=threading.Condition)  # notified per notification
     dispose_on: Callable[[Event], bool] | None = None  # dispose inside on_next when it says so
     subscription: abc.DisposableBase | None = None
     disposed: bool = False
 
     def on_next(self, event: Event) -> None:
         self.threads.add(threading.current_thread().name)
-        (self.late if self.ends or self.disposed else self.events).append(event)
+        with self.changed:
+            (self.late if self.ends or self.disposed else self.events).append(event)
+            self.changed.notify_all()
         if self.dispose_on is not None and self.dispose_on(event):
             self.dispose()
 
@@ -94,8 +97,15 @@ class Seen:
 
     def _end(self, how: str) -> None:
         self.threads.add(threading.current_thread().name)
-        (self.late if self.ends or self.disposed else self.ends).append(how)
+        with self.changed:
+            (self.late if self.ends or self.disposed else self.ends).append(how)
+            self.changed.notify_all()
         self.done.set()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Block until ``predicate()`` holds (re-checked at each notification); fail after ``timeout``."""
+        with self.changed:
+            assert self.changed.wait_for(predicate, timeout), "condition not reached in time"
 
     def subscribe(self, source: Observable[Event]) -> Seen:
         self.subscription = source.subscribe(
@@ -179,7 +189,7 @@ def dispose_at_once(emulator: ProviderEmulator, i: int, ui: UiLoop) -> Outcome:
 
 def dispose_from_another_thread(emulator: ProviderEmulator, i: int, ui: UiLoop) -> Outcome:
     seen = Seen().subscribe(events_of(emulator, "stall", i, stream_timeout=WAIT))
-    wait_until(lambda: seen.text == "one two" or bool(seen.ends), WAIT)  # all it sends before it stalls
+    seen.wait_for(lambda: seen.text == "one two" or bool(seen.ends), WAIT)  # all it sends before it stalls
     other = threading.Thread(target=seen.dispose)
     other.start()
     other.join(WAIT)
@@ -301,7 +311,7 @@ def test_100_threads_subscribe_and_dispose_concurrently(emu: ProviderEmulator) -
     posted = Counter(r.json["messages"][-1]["content"] for r in emu.requests)
     assert max(posted.values()) == 1, posted.most_common(3)
     assert emu.posts() == sum(o.posts for o in outcomes.values()), sorted(posted)
-    wait_until(lambda: len(emu.disconnects) >= sum(o.disconnects for o in outcomes.values()), WAIT)
+    emu.wait_until(lambda: len(emu.disconnects) >= sum(o.disconnects for o in outcomes.values()), WAIT)
     assert background_idle()
 
 
@@ -334,13 +344,13 @@ def test_a_subscriber_holding_the_loop_holds_the_server_back(emu: ProviderEmulat
 
     def hold_once(event: Event) -> None:
         if isinstance(event, TextDelta) and not server_done_while_held:
-            time.sleep(HOLD)
+            time.sleep(HOLD)  # the subject: a subscriber blocking inside on_next
             server_done_while_held.append(bool(emu.completed))
 
     response = allm.generate_sync(engine(emu), allm.request([allm.user("huge:0")]), on_event=hold_once)
     assert server_done_while_held == [False]
     assert response.ok and len(response.output_text) == 8_000_000
-    wait_until(lambda: emu.completed == [0], WAIT)  # it finished once the stream was read again
+    emu.wait_until(lambda: emu.completed == [0], WAIT)  # it finished once the stream was read again
 
 
 def test_a_subscriber_holding_the_loop_does_not_time_out_its_stream(emu: ProviderEmulator) -> None:
@@ -415,9 +425,9 @@ def test_a_disposal_queued_before_the_start_sends_no_request(emu: ProviderEmulat
 def test_a_disposal_after_the_request_left_does_not_send_it_again(emu: ProviderEmulator) -> None:
     """Disposed once its POST arrived: exactly that one POST, and its connection closes."""
     seen = Seen().subscribe(events_of(emu, "stall", 0, stream_timeout=WAIT))
-    wait_until(lambda: seen.text == "one two", WAIT)
+    seen.wait_for(lambda: seen.text == "one two", WAIT)
     seen.dispose()
-    wait_until(lambda: len(emu.disconnects) == 1, WAIT)
+    emu.wait_until(lambda: len(emu.disconnects) == 1, WAIT)
     after = allm.generate_sync(engine(emu), allm.request([allm.user("ok:1")]))
     assert after.ok
     assert [r.json["messages"][-1]["content"] for r in emu.requests] == ["stall:0", "ok:1"]

@@ -43,6 +43,9 @@ from functools import partial
 from typing import Any, Literal, Union, cast, get_args
 
 from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+from reactivex.observer.autodetachobserver import AutoDetachObserver
+from reactivex.scheduler import CurrentThreadScheduler
 
 from rx_allm._loop import default_scheduler
 from rx_allm.adapter import StreamOptions
@@ -380,6 +383,29 @@ class _Replay(Observable[Event]):
         super().__init__()
         self._steps = steps
         self._cleanup = cleanup
+
+    def subscribe(
+        self,
+        on_next: Any = None,
+        on_error: abc.OnError | None = None,
+        on_completed: abc.OnCompleted | None = None,
+        *,
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase:
+        """``Observable.subscribe``, minus its checks inside a running trampoline (an inner subscribe).
+
+        The replay never schedules on the current thread itself, so there ``Observable.subscribe``
+        would subscribe directly too; skipping its set-up saves ~2 µs a call.
+        """
+        if hasattr(on_next, "on_next") or CurrentThreadScheduler.singleton().schedule_required():
+            return super().subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+        observer: AutoDetachObserver[Event] = AutoDetachObserver(on_next, on_error, on_completed)
+        try:
+            observer.subscription = self._subscribe_core(observer, scheduler)
+        except Exception as exc:
+            if not observer.fail(exc):
+                raise
+        return Disposable(observer.dispose)
 
     def _subscribe_core(
         self, observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
