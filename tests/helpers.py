@@ -3,7 +3,7 @@
 * ``fixture_bytes(name)`` — ``tests/fixtures/wire/<name>`` byte for byte (``.sse`` is
   added when missing).
 * ``openai_engine``, ``hello``, ``events_of``, ``of_type``, ``usage_chunks``,
-  ``wait_until``, ``until``, ``connections`` — small helpers several test modules share.
+  ``until``, ``connections`` — small helpers several test modules share.
 
 Recording a subscription is the public kit's :func:`rx_allm.testing.record`.
 """
@@ -72,14 +72,6 @@ def usage_chunks(events: Sequence[Event]) -> list[allm.Usage]:
     usages = [e.data for e in events if isinstance(e, RawChunk) and e.kind == "usage"]
     assert all(isinstance(usage, allm.Usage) for usage in usages)
     return usages
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
-    """Poll ``predicate`` every 5 ms from a plain thread; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
 
 
 async def until(predicate: Callable[[], bool], timeout: float) -> None:

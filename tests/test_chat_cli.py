@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from test_cli import rx_allm
 
 from rx_allm.cli import arithmetic_in
 from rx_allm.orchestration.demo_tools import DEMO_TOOLS, calculator, clock, demo_scripts
-
-KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
-
-
-def rx_allm(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}
-    return subprocess.run(
-        [sys.executable, "-m", "rx_allm", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env={**env, "PYTHONIOENCODING": "utf-8"},
-        timeout=60,
-        check=False,
-    )
 
 
 def test_tools_demo_runs_a_tool_loop_with_no_key() -> None:

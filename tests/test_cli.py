@@ -37,9 +37,11 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONIOENCODING": "utf-8", **extra}
 
 
-def rx_allm(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+def rx_allm(*args: str, stdin: str | None = None, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """``rx-allm *args`` (``stdin`` piped in when given), without any provider key."""
     return subprocess.run(
         [sys.executable, "-m", "rx_allm", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         encoding="utf-8",

@@ -11,31 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import signal
 import socket
-import subprocess
-import sys
 
 import pytest
-from test_cli import DUMMY_KEY, NOTICE, TIMEOUT, clean_env, closed_port, running, rx_allm
+from test_cli import DUMMY_KEY, NOTICE, TIMEOUT, closed_port, running, rx_allm
 
 import rx_allm as allm
 from rx_allm import cli
 from rx_allm.testing import ProviderEmulator, Reply
-
-
-def rx_allm_stdin(stdin: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rx_allm", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env=clean_env(**extra_env),
-        timeout=TIMEOUT,
-        check=False,
-    )
 
 
 def last_user_text(emulator: ProviderEmulator) -> str:
@@ -110,9 +96,8 @@ async def test_timeout_ends_a_stalled_stream(emulator: ProviderEmulator) -> None
 @pytest.mark.parametrize("args", [("-",), ()])
 async def test_prompt_from_stdin(emulator: ProviderEmulator, args: tuple[str, ...]) -> None:
     emulator.enqueue(Reply(text="ok"))
-    result = await asyncio.to_thread(
-        rx_allm_stdin, "from stdin\n", "chat", *args, "--base-url", emulator.base_url("openai")
-    )
+    command = ("chat", *args, "--base-url", emulator.base_url("openai"))
+    result = await asyncio.to_thread(functools.partial(rx_allm, *command, stdin="from stdin\n"))
     assert result.returncode == 0, result.stderr
     assert last_user_text(emulator) == "from stdin"
 

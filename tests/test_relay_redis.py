@@ -277,18 +277,31 @@ async def test_idle_timeout_cancels_an_unwatched_generation(
 
 
 async def test_retention_trims_with_maxlen_and_expires_with_ttl(redis_server: RedisServer) -> None:
-    relay = RedisRelay(redis_server.url, maxlen=5, ttl=0.5, **FAST)
+    # A long ttl: nothing may expire while the trimmed log is read, however loaded the machine.
+    relay = RedisRelay(redis_server.url, maxlen=5, ttl=WAIT * 4, **FAST)
     try:
         deltas = [TextDelta(delta=str(i)) for i in range(500)]
         assert await relay.start("g-trim", reactivex.from_iterable(deltas))
         await relay.wait("g-trim")
+        keys = relay.keys("g-trim")
+        assert await relay.client.xlen(keys.log) < 500  # MAXLEN ~ trims whole nodes, approximately
+        for key in (keys.log, keys.claim):  # Redis's own clock: both expire ttl after the last write
+            assert 0 < await relay.client.pttl(key) <= WAIT * 4 * 1000, key
         trimmed = await record(relay.observe("g-trim"), timeout=WAIT)
         assert isinstance(trimmed.error, ValidationError) and "retained" in trimmed.error.message
+    finally:
+        await relay.close()
+    # A short ttl: wait on Redis until the keys are gone, then the generation is unknown.
+    relay = RedisRelay(redis_server.url, ttl=0.2, **FAST)
+    try:
+        assert await relay.start("g-expire", reactivex.of(TextDelta(delta="x")))
+        await relay.wait("g-expire")
+        keys = relay.keys("g-expire")
         deadline = time.monotonic() + WAIT
-        while await relay.client.exists(relay.keys("g-trim").log):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.1)
-        gone = await record(relay.observe("g-trim"), timeout=WAIT)
+        while await relay.client.exists(keys.log, keys.claim, keys.alive):
+            assert time.monotonic() < deadline, "the generation's keys did not expire"
+            await asyncio.sleep(0.05)
+        gone = await record(relay.observe("g-expire"), timeout=WAIT)
         assert isinstance(gone.error, ValidationError) and "no generation" in gone.error.message
     finally:
         await relay.close()

@@ -12,11 +12,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from helpers import connections, wait_until
+from helpers import connections
 from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.scheduler import EventLoopScheduler, ThreadPoolScheduler
@@ -75,13 +76,16 @@ class Seen:
     late: list[Any] = field(default_factory=list)
     threads: set[str] = field(default_factory=set)
     done: threading.Event = field(default_factory=threading.Event)
+    changed: threading.Condition = field(default_factory=threading.Condition)  # notified per notification
     dispose_on: Callable[[Event], bool] | None = None  # dispose inside on_next when it says so
     subscription: abc.DisposableBase | None = None
     disposed: bool = False
 
     def on_next(self, event: Event) -> None:
         self.threads.add(threading.current_thread().name)
-        (self.late if self.ends or self.disposed else self.events).append(event)
+        with self.changed:
+            (self.late if self.ends or self.disposed else self.events).append(event)
+            self.changed.notify_all()
         if self.dispose_on is not None and self.dispose_on(event):
             self.dispose()
 
@@ -93,8 +97,15 @@ class Seen:
 
     def _end(self, how: str) -> None:
         self.threads.add(threading.current_thread().name)
-        (self.late if self.ends or self.disposed else self.ends).append(how)
+        with self.changed:
+            (self.late if self.ends or self.disposed else self.ends).append(how)
+            self.changed.notify_all()
         self.done.set()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Block until ``predicate()`` holds (re-checked at each notification); fail after ``timeout``."""
+        with self.changed:
+            assert self.changed.wait_for(predicate, timeout), "condition not reached in time"
 
     def subscribe(self, source: Observable[Event]) -> Seen:
         self.subscription = source.subscribe(
@@ -115,6 +126,27 @@ class Seen:
 
 def second_delta(event: Event) -> bool:
     return isinstance(event, TextDelta) and event.delta == " two"
+
+
+@contextmanager
+def holding(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Keep ``loop`` busy in one callback for the block: what the block queues on it runs after.
+
+    Without it a subscribing thread may lose the CPU between ``subscribe`` and ``dispose``
+    for as long as the loop needs to send the request (seen on a loaded machine).
+    """
+    running, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        running.set()
+        release.wait(WAIT)
+
+    loop.call_soon_threadsafe(hold)
+    assert running.wait(WAIT)
+    try:
+        yield
+    finally:
+        release.set()
 
 
 # -- the scenarios each thread runs -----------------------------------------------------------------
@@ -149,14 +181,15 @@ def plain_subscribe(reply: str, end: str) -> Callable[[ProviderEmulator, int, Ui
 
 
 def dispose_at_once(emulator: ProviderEmulator, i: int, ui: UiLoop) -> Outcome:
-    seen = Seen().subscribe(events_of(emulator, "ok", i))
-    seen.dispose()  # the start and the cancel are queued in order on the loop: no request is sent
+    with holding(background_loop()):  # the loop cannot start the request before the disposal is queued
+        seen = Seen().subscribe(events_of(emulator, "ok", i))
+        seen.dispose()  # the start and the cancel run in order on the loop: no request is sent
     return Outcome(seen, None, set(), posts=0)
 
 
 def dispose_from_another_thread(emulator: ProviderEmulator, i: int, ui: UiLoop) -> Outcome:
     seen = Seen().subscribe(events_of(emulator, "stall", i, stream_timeout=WAIT))
-    wait_until(lambda: seen.text == "one two" or bool(seen.ends), WAIT)  # all it sends before it stalls
+    seen.wait_for(lambda: seen.text == "one two" or bool(seen.ends), WAIT)  # all it sends before it stalls
     other = threading.Thread(target=seen.dispose)
     other.start()
     other.join(WAIT)
@@ -274,9 +307,11 @@ def test_100_threads_subscribe_and_dispose_concurrently(emu: ProviderEmulator) -
             assert seen.text == outcome.expect_text, label
         if outcome.expect_end == "completed":
             assert isinstance(seen.events[-1], MessageCompleted), label
-    # one POST per subscription that was not disposed at once; disposals reached the server
-    assert emu.posts() == sum(o.posts for o in outcomes.values())
-    wait_until(lambda: len(emu.disconnects) >= sum(o.disconnects for o in outcomes.values()), WAIT)
+    # one POST per subscription that was not disposed at once, none twice; disposals reached the server
+    posted = Counter(r.json["messages"][-1]["content"] for r in emu.requests)
+    assert max(posted.values()) == 1, posted.most_common(3)
+    assert emu.posts() == sum(o.posts for o in outcomes.values()), sorted(posted)
+    emu.wait_until(lambda: len(emu.disconnects) >= sum(o.disconnects for o in outcomes.values()), WAIT)
     assert background_idle()
 
 
@@ -309,13 +344,13 @@ def test_a_subscriber_holding_the_loop_holds_the_server_back(emu: ProviderEmulat
 
     def hold_once(event: Event) -> None:
         if isinstance(event, TextDelta) and not server_done_while_held:
-            time.sleep(HOLD)
+            time.sleep(HOLD)  # the subject: a subscriber blocking inside on_next
             server_done_while_held.append(bool(emu.completed))
 
     response = allm.generate_sync(engine(emu), allm.request([allm.user("huge:0")]), on_event=hold_once)
     assert server_done_while_held == [False]
     assert response.ok and len(response.output_text) == 8_000_000
-    wait_until(lambda: emu.completed == [0], WAIT)  # it finished once the stream was read again
+    emu.wait_until(lambda: emu.completed == [0], WAIT)  # it finished once the stream was read again
 
 
 def test_a_subscriber_holding_the_loop_does_not_time_out_its_stream(emu: ProviderEmulator) -> None:
@@ -373,3 +408,27 @@ def test_observe_on_queues_without_bound_while_the_transport_reads_on() -> None:
         and Counter(type(e).__name__ for e in consumer.events)["TextDelta"] == 500
     )
     assert consumer.threads and LOOP_THREAD not in consumer.threads
+
+
+# -- a disposal that reaches the loop before the start ------------------------------------------------
+def test_a_disposal_queued_before_the_start_sends_no_request(emu: ProviderEmulator) -> None:
+    """Subscribe and dispose while the loop is busy: the start then finds the subscription disposed."""
+    seen = Seen()
+    with holding(background_loop()):
+        seen.subscribe(events_of(emu, "ok", 0)).dispose()
+    after = allm.generate_sync(engine(emu), allm.request([allm.user("ok:1")]))  # runs after both
+    assert after.ok and after.output_text == TEXT
+    assert [r.json["messages"][-1]["content"] for r in emu.requests] == ["ok:1"]
+    assert seen.events == seen.ends == seen.late == []
+
+
+def test_a_disposal_after_the_request_left_does_not_send_it_again(emu: ProviderEmulator) -> None:
+    """Disposed once its POST arrived: exactly that one POST, and its connection closes."""
+    seen = Seen().subscribe(events_of(emu, "stall", 0, stream_timeout=WAIT))
+    seen.wait_for(lambda: seen.text == "one two", WAIT)
+    seen.dispose()
+    emu.wait_until(lambda: len(emu.disconnects) == 1, WAIT)
+    after = allm.generate_sync(engine(emu), allm.request([allm.user("ok:1")]))
+    assert after.ok
+    assert [r.json["messages"][-1]["content"] for r in emu.requests] == ["stall:0", "ok:1"]
+    assert seen.ends == seen.late == []

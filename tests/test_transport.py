@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from helpers import connections, openai_engine, until, wait_until
+from helpers import connections, openai_engine, until
 from reactivex import operators as ops
 
 import rx_allm as allm
@@ -239,7 +239,7 @@ def test_subscribe_and_dispose_from_other_threads(threaded_emulator: ProviderEmu
         assert all(first.wait(2.0) for first in firsts)
         disposed_at = time.monotonic()
         list(pool.map(lambda s: s.dispose(), reversed(subscriptions)))  # disposed by other threads
-        wait_until(lambda: len(threaded_emulator.disconnects) == n, 2.0)
+        threaded_emulator.wait_until(lambda: len(threaded_emulator.disconnects) == n, 2.0)
         assert max(d.time for d in threaded_emulator.disconnects) - disposed_at < DISPOSE_BUDGET
 
         results = list(pool.map(lambda _: allm.generate_sync(eng, REQ), range(n)))

@@ -132,6 +132,7 @@ class ProviderEmulator:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._thread: tuple[threading.Thread, asyncio.AbstractEventLoop] | None = None
+        self._changed = threading.Condition()  # notified when a request, disconnect or completion is recorded
 
     # ---- scripting and inspection --------------------------------------------------------
 
@@ -158,6 +159,19 @@ class ProviderEmulator:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"saw {len(self.disconnects)} disconnect(s), expected {n}")
             await asyncio.sleep(0.002)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 2.0) -> None:
+        """Block this thread until ``predicate()`` (over what the emulator recorded) holds; it is
+        re-checked at each new record. Raise TimeoutError after ``timeout``. For sync tests with an
+        emulator served from its own thread (``with emulator.running():``), never on its loop."""
+        with self._changed:
+            if not self._changed.wait_for(predicate, timeout):
+                raise TimeoutError("the emulator did not record what was awaited in time")
+
+    def _record(self, records: list[Any], item: Any) -> None:
+        with self._changed:
+            records.append(item)
+            self._changed.notify_all()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -259,7 +273,7 @@ class ProviderEmulator:
 
     def _disconnected(self, index: int) -> None:
         if not self._stopping and all(d.request_index != index for d in self.disconnects):
-            self.disconnects.append(Disconnect(index, time.monotonic()))
+            self._record(self.disconnects, Disconnect(index, time.monotonic()))
 
     def _route(self, path: str) -> str | None:
         if _GEMINI_ROUTE.fullmatch(path):
@@ -294,7 +308,7 @@ class ProviderEmulator:
         record = RecordedRequest(
             len(self.requests), request.path, provider, headers, body, time.monotonic(), dict(request.query)
         )
-        self.requests.append(record)
+        self._record(self.requests, record)
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
@@ -354,7 +368,7 @@ class ProviderEmulator:
         except ConnectionResetError:
             self._disconnected(record.index)
             return response
-        self.completed.append(record.index)
+        self._record(self.completed, record.index)
         return response
 
     @staticmethod
