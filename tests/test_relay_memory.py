@@ -14,7 +14,7 @@ from reactivex.testing import TestScheduler
 from rx_allm.errors import AdapterError, StreamError, ValidationError
 from rx_allm.events import MessageCompleted, MessageStarted, RawChunk, TextDelta
 from rx_allm.models import Message
-from rx_allm.relay import MemoryRelay, RelayEntry
+from rx_allm.relay import MemoryRelay, RedisRelay, RelayEntry
 
 EVENTS = {
     "s": MessageStarted(),
@@ -281,3 +281,12 @@ def test_retention_maxlen_and_ttl() -> None:
     gone = Seen(ts)(relay.observe("g"))
     assert gone.end is not None and isinstance(gone.end[1], ValidationError)
     assert gone.end[1].errors == [("generation_id", "unknown generation")]
+
+
+def test_observing_redis_with_no_running_loop_is_a_typed_error() -> None:
+    relay = RedisRelay("redis://127.0.0.1:1/0")
+    errors: list[Exception] = []
+    relay.observe("g1").subscribe(on_error=errors.append)
+    assert len(errors) == 1
+    assert isinstance(errors[0], ValidationError)
+    assert errors[0].errors == [("observe", "no running event loop")]

@@ -4,6 +4,7 @@
 situation                                              error
 =====================================================  ==============================================
 unknown generation id, bad ``after`` id                ``ValidationError("invalid_request")``, at once
+``RedisRelay.observe`` subscribed with no running loop  ``ValidationError("invalid_request")``, at once
 stopped, or nobody watched for ``idle_timeout``        ``StreamError("cancelled")``
 an event that cannot be serialised                     ``StreamError("malformed_event")``
 an entry a viewer cannot read back                     ``StreamError("malformed_event")``
@@ -43,6 +44,16 @@ def bad_after(generation_id: str, why: str) -> ValidationError:
         f"relay: the `after` entry id {why}",
         errors=[("after", why)],
         metadata=_meta(generation_id, "bad_after"),
+    )
+
+
+def no_running_loop(generation_id: str) -> ValidationError:
+    """A Redis viewer subscribed outside the event loop its reads run on."""
+    return ValidationError(
+        "invalid_request",
+        "relay: subscribe to RedisRelay.observe(...) on the event loop the relay runs on",
+        errors=[("observe", "no running event loop")],
+        metadata=_meta(generation_id, "no_running_loop"),
     )
 
 

@@ -25,7 +25,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from rx_allm.relay.entry import RelayEntry, check_generation_id, new_tag
-from rx_allm.relay.failures import redis_failure, unknown_generation
+from rx_allm.relay.failures import no_running_loop, redis_failure, unknown_generation
 from rx_allm.relay.options import RelayOptions
 from rx_allm.relay.protocol import viewer_observable
 from rx_allm.relay.redis_keys import REDIS_FAILURES, GenerationKeys, failure_reason
@@ -94,7 +94,8 @@ class RedisRelay:
     def observe(self, generation_id: str, after: str | None = None) -> Observable[RelayEntry]:
         """Entries from the start (or strictly after the entry id ``after``), then the terminal.
 
-        Subscribe on the relay's event loop; each subscription is one read task.
+        Subscribe on the relay's event loop (elsewhere: ``ValidationError``); each subscription
+        is one read task.
         """
 
         def attach(
@@ -102,8 +103,13 @@ class RedisRelay:
             position: tuple[int, int] | None,
             scheduler: abc.SchedulerBase | None,
         ) -> abc.DisposableBase:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                observer.on_error(no_running_loop(generation_id))
+                return Disposable()
             view = RedisView(self.client, self.keys(generation_id), generation_id, self.options, observer)
-            task = asyncio.get_running_loop().create_task(self._view(view, position))
+            task = loop.create_task(self._view(view, position))
             return Disposable(lambda: _cancel(task))
 
         return viewer_observable(generation_id, after, attach)
