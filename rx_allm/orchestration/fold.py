@@ -38,11 +38,11 @@ class ChatCollector:
     chat ends before that step does.
     """
 
-    __slots__ = ("_error", "_pending", "_result", "steps", "thread")
+    __slots__ = ("_completed", "_error", "_pending", "_result", "thread")
 
     def __init__(self, thread: Thread | None = None) -> None:
         self.thread = thread or Thread()
-        self.steps: list[StepResult] = []
+        self._completed: list[StepCompleted] = []  # made StepResults only when a result needs them
         self._pending: list[Event] = []
         self._result: ChatResult | None = None
         self._error: RxAllmError | None = None
@@ -54,14 +54,7 @@ class ChatCollector:
             assert isinstance(event, StepCompleted)
             self._pending.clear()
             self.thread = event.thread
-            self.steps.append(
-                StepResult(
-                    index=event.index,
-                    response=event.response,
-                    tool_outcomes=event.tool_outcomes,
-                    thread=event.thread,
-                )
-            )
+            self._completed.append(event)
         elif kind == "chat_completed":
             assert isinstance(event, ChatCompleted)
             self._result = event.result
@@ -75,6 +68,14 @@ class ChatCollector:
         self._error = error
 
     @property
+    def steps(self) -> list[StepResult]:
+        """The completed steps folded so far."""
+        return [
+            StepResult(index=e.index, response=e.response, tool_outcomes=e.tool_outcomes, thread=e.thread)
+            for e in self._completed
+        ]
+
+    @property
     def finished(self) -> bool:
         """True once ``chat_completed`` or an error was folded."""
         return self._result is not None or self._error is not None
@@ -83,13 +84,14 @@ class ChatCollector:
         """The ChatResult of everything folded so far (``cancelled`` when the chat did not end)."""
         if self._result is not None:
             return self._result
+        steps = self.steps
         partial = self._partial_response()
-        response = partial or (self.steps[-1].response if self.steps else StreamCollector().to_response())
-        usages = [s.response.usage for s in self.steps] + ([partial.usage] if partial else [])
+        response = partial or (steps[-1].response if steps else StreamCollector().to_response())
+        usages = [s.response.usage for s in steps] + ([partial.usage] if partial else [])
         return ChatResult(
             thread=self.thread,
             response=response,
-            steps=list(self.steps),
+            steps=steps,
             halted_reason="error" if self._error is not None else "cancelled",
             usage=sum_usage(usages),
             output_text=response.output_text,
@@ -104,7 +106,7 @@ class ChatCollector:
             step.apply(event)
         if self._error is not None:
             step.fail(self._error)
-        return step.to_response() if self._pending or not self.steps else None
+        return step.to_response() if self._pending or not self._completed else None
 
 
 async def chat(
