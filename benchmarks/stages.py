@@ -83,8 +83,8 @@ def decode_map(provider: str, pieces: list[bytes]) -> None:
         out.clear()
 
 
-def full(provider: str, pieces: list[bytes]) -> None:
-    """Decoder and mapper inside an Observable, through ``do_action`` + ``filter`` to a subscriber."""
+def receive(provider: str, pieces: list[bytes]) -> reactivex.Observable[Event]:
+    """The receive path (decoder + mapper over the reads) as an Observable of events."""
 
     def subscribe(observer: abc.ObserverBase[Event], _scheduler: abc.SchedulerBase | None = None) -> None:
         out: list[Event] = []
@@ -99,13 +99,18 @@ def full(provider: str, pieces: list[bytes]) -> None:
             out.clear()
         observer.on_completed()
 
+    return reactivex.create(subscribe)
+
+
+def full(provider: str, pieces: list[bytes]) -> None:
+    """Decoder and mapper inside an Observable, through ``do_action`` + ``filter`` to a subscriber."""
     seen = [0]
 
     def on_event(event: Event) -> None:
         if event.type == "text_delta":
             seen[0] += 1
 
-    source = reactivex.create(subscribe).pipe(
+    source = receive(provider, pieces).pipe(
         ops.do_action(on_event), ops.filter(event_filter(True, True, False))
     )
     source.subscribe(on_next=lambda _event: None)

@@ -24,13 +24,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import reactivex
 from harness import table
-from reactivex import Observable, abc
+from reactivex import Observable
 from reactivex import operators as ops
-from stages import MAPPERS, reads
+from stages import MAPPERS, reads, receive
 
-from rx_allm._sse import SSEDecoder
 from rx_allm.events import Event
 from rx_allm.runner import event_filter
 from rx_allm.ui import ag_ui_sse, ai_sdk_sse
@@ -40,22 +38,9 @@ TARGET = 0.25
 
 def events_of(provider: str, pieces: list[bytes]) -> Observable[Event]:
     """The receive path (decoder + mapper) as an Observable, through the runner's two operators."""
-
-    def subscribe(observer: abc.ObserverBase[Event], _scheduler: abc.SchedulerBase | None = None) -> None:
-        out: list[Event] = []
-        decoder = SSEDecoder()
-        mapper = MAPPERS[provider](out.append)
-        mapper.start()
-        for piece in pieces:
-            for event in decoder.feed(piece):
-                mapper.feed(event)
-            for item in out:
-                observer.on_next(item)
-            out.clear()
-        observer.on_completed()
-
-    source: Observable[Event] = reactivex.create(subscribe)
-    return source.pipe(ops.do_action(lambda _event: None), ops.filter(event_filter(True, True, False)))
+    return receive(provider, pieces).pipe(
+        ops.do_action(lambda _event: None), ops.filter(event_filter(True, True, False))
+    )
 
 
 def plain_sse(events: Observable[Event]) -> Observable[bytes]:
