@@ -58,9 +58,13 @@ _new_tool_call_delta: Callable[[dict[str, Any]], ToolCallDelta] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamOptions:
     """Everything the runner resolved for one call, handed to ``adapter.stream``.
+
+    Read-only by contract: the runner builds one per call and every subscription of that
+    call's Observable shares it, so an adapter must never assign to it. (It is not a
+    frozen dataclass because freezing tripled its construction cost, paid per call.)
 
     ``params`` are provider parameters (engine params merged under call options)
     that have no :class:`~rx_allm.models.Request` field; ``total_timeout`` (None: no
@@ -84,9 +88,9 @@ class StreamOptions:
     def __post_init__(self) -> None:
         key = self.adapter_opts.get("api_key")
         if isinstance(key, str):
-            object.__setattr__(self, "adapter_opts", {**self.adapter_opts, "api_key": SecretStr(key)})
+            self.adapter_opts = {**self.adapter_opts, "api_key": SecretStr(key)}
         if isinstance(self.api_key, SecretStr):  # an engine's params hold their key as SecretStr
-            object.__setattr__(self, "api_key", self.api_key.get_secret_value())
+            self.api_key = self.api_key.get_secret_value()
 
 
 @runtime_checkable

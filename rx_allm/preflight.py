@@ -88,12 +88,8 @@ def _valid_response_format(fmt: object) -> bool:
 def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[Request, StreamOptions]:
     """Resolve the request and the adapter options of one call (pre-flight, raising)."""
     params = {**engine.params, **options}
-    for key in ORCHESTRATION_OPTIONS:
-        if key in params:
-            del params[key]
-            logger.debug(
-                "stream_generate: removed orchestration option %r (not forwarded to the adapter)", key
-            )
+    if not params.keys().isdisjoint(ORCHESTRATION_OPTIONS):
+        _strip_orchestration(params)
     call_model = params.pop("model", None)  # always popped: never forwarded as a provider param
     model = request.model or call_model or engine.model
     limits, problems = _limits(params)
@@ -111,10 +107,11 @@ def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[
         updates["options"] = {**extra_body, **request.options}
     elif extra_body is not None and not isinstance(extra_body, dict):
         problems.append(("extra_body", "must_be_a_dict"))
-    for key in REQUEST_FIELD_OPTIONS:
-        value = params.pop(key, None)
-        if value is not None and getattr(request, key) is None:
-            updates[key] = value
+    if not params.keys().isdisjoint(REQUEST_FIELD_OPTIONS):
+        for key in REQUEST_FIELD_OPTIONS:
+            value = params.pop(key, None)
+            if value is not None and getattr(request, key) is None:
+                updates[key] = value
     resolved = request.model_copy(update=updates) if updates else request
 
     try:
@@ -134,6 +131,15 @@ def prepare(engine: Engine, request: Request, options: dict[str, Any]) -> tuple[
         call_index=engine.next_call_index(),
     )
     return resolved, opts
+
+
+def _strip_orchestration(params: dict[str, Any]) -> None:
+    for key in ORCHESTRATION_OPTIONS:
+        if key in params:
+            del params[key]
+            logger.debug(
+                "stream_generate: removed orchestration option %r (not forwarded to the adapter)", key
+            )
 
 
 def check_names(adapter: object, opts: StreamOptions) -> None:

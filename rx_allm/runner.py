@@ -71,13 +71,25 @@ def stream_generate(
     resolved, opts = prepare(engine, request, options)
     check_names(adapter, opts)
     check_model(adapter, resolved)
-    source = adapter.stream(resolved, opts)
+    source = open_stream(adapter, resolved, opts, on_event)
+    return _filter_operator(event_filter(emit_text_deltas, emit_tool_deltas, include_raw_chunks))(source)
+
+
+def open_stream(
+    adapter: Any, request: Request, opts: StreamOptions, on_event: OnEvent | None
+) -> Observable[Event]:
+    """The adapter's Observable for a resolved call, with ``do_action(on_event)``: a generation before the filters.
+
+    Raises the adapter's pre-flight errors. (The chat loop streams its steps through this
+    too and applies the emit/include rules itself.)
+    """
+    source: Observable[Event] = adapter.stream(request, opts)
     if stream_hook is not None:
-        source = stream_hook(source, adapter, resolved, opts)
+        source = stream_hook(source, adapter, request, opts)
     # ``op(source)`` is ``source.pipe(op)`` without pipe's per-call import and reduce (a few µs a call).
     if on_event is not None:
         source = ops.do_action(on_event)(source)
-    return _filter_operator(event_filter(emit_text_deltas, emit_tool_deltas, include_raw_chunks))(source)
+    return source
 
 
 #: ``ops.filter(keep)`` built once per predicate (the predicates are cached too): the operator is stateless.
@@ -172,4 +184,4 @@ def generate_sync(engine: Engine, request: Request, **options: Any) -> Response:
     return collector.to_response()
 
 
-__all__ = ["collect", "event_filter", "generate", "generate_sync", "stream_generate"]
+__all__ = ["collect", "event_filter", "generate", "generate_sync", "open_stream", "stream_generate"]

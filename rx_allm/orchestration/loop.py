@@ -1,7 +1,8 @@
 """``stream_chat``: the tool loop as one cold Observable.
 
-Each subscription runs its own conversation: step *n* is one ``stream_generate`` whose
-events pass through (its ``on_event`` and the three filters apply); when the step's
+Each subscription runs its own conversation: step *n* is one generation (as
+``stream_generate`` would open it, see :mod:`rx_allm.orchestration.steps`) whose events pass
+through (its ``on_event`` and the three filters apply); when the step's
 message has tool calls, the tools run concurrently, each call's three orchestration
 events are emitted together as it completes, the results enter the thread in the model's
 call order, one ``step_completed`` follows, and either the next step starts or the chat
@@ -34,7 +35,7 @@ from rx_allm.events import (
     ToolHalt,
     ToolResultEncoded,
 )
-from rx_allm.models import Message, Request, Response
+from rx_allm.models import Message, Response
 from rx_allm.orchestration.execute import (
     Finished,
     LoopRunner,
@@ -46,30 +47,20 @@ from rx_allm.orchestration.execute import (
 )
 from rx_allm.orchestration.options import ChatOptions, callback_error, chat_options
 from rx_allm.orchestration.tools import Toolbox, ToolLike
-from rx_allm.runner import OnEvent, event_filter, stream_generate
+from rx_allm.orchestration.steps import StepRequests
+from rx_allm.runner import OnEvent, event_filter
 
 
 @dataclass(frozen=True, slots=True)
 class ChatPlan:
     """Everything a subscription needs, checked before any I/O."""
 
-    engine: Engine
+    requests: StepRequests
     thread: Thread
     toolbox: Toolbox
     options: ChatOptions
     on_event: OnEvent | None
     keep: Callable[[Event], bool]
-    call_options: dict[str, Any]
-
-    def step(self, thread: Thread) -> Observable[Event]:
-        """The ``stream_generate`` of a model request over ``thread`` (pre-flight errors raise)."""
-        return stream_generate(
-            self.engine,
-            Request(messages=thread.messages, tools=self.toolbox.specs),
-            on_event=self.on_event,
-            include_raw_chunks=True,
-            **self.call_options,
-        )
 
 
 ChatHook = Callable[[Observable[Event], Engine, dict[str, Any]], Observable[Event]]
@@ -103,16 +94,16 @@ def stream_chat(
     tool_list = list(tools)
     toolbox = Toolbox(tool_list if tool_list else engine.tools)
     thread = Thread.of(messages)
+    requests = StepRequests.prepare(engine, thread, toolbox.specs, on_event, call_options)
     plan = ChatPlan(
-        engine=engine,
+        requests=requests,
         thread=thread,
         toolbox=toolbox,
         options=chat_opts,
         on_event=on_event,
         keep=event_filter(emit_text_deltas, emit_tool_deltas, include_raw_chunks),
-        call_options=call_options,
     )
-    first_step = plan.step(thread)  # built now: the first request's pre-flight errors raise here
+    first_step = requests.first()  # built now: the adapter's pre-flight errors raise here too
     chat = ChatObservable(plan, first_step)
     return chat if chat_hook is None else chat_hook(chat, engine, call_options)
 
@@ -175,7 +166,7 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
         if self.ended:
             return
         try:
-            source = self.first_step if not self.steps else self.plan.step(self.thread)
+            source = self.plan.requests.step(self.thread, len(self.steps) + 1) if self.steps else self.first_step
         except Exception as exc:  # the adapter's pre-flight of a later step
             self.fail(exc)
             return

@@ -87,8 +87,8 @@ class FunctionTool:
 
     def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the function (raises ``pydantic.ValidationError``)."""
-        model = self.arguments.model_validate(dict(arguments))
-        return {name: getattr(model, name) for name in type(model).model_fields}
+        # extra="forbid": the validated model's ``__dict__`` holds exactly the parameters.
+        return dict(self.arguments.model_validate(dict(arguments)).__dict__)
 
 
 def arguments_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:

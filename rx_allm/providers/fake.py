@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Union, cast, get_args
 
+from pydantic_core import PydanticSerializationError, to_json
 from reactivex import Observable, abc
 
 from rx_allm._loop import default_scheduler
@@ -106,14 +107,23 @@ class Fake:
         return _Replay(self._compile(script, aopts.get("usage")), aopts.get("cleanup_observer"))
 
     def _compile(self, script: Sequence[Any], usage: Any) -> list[_Step]:
-        # Compiled steps are immutable, so they are cached by the script's printed form.
-        key = repr((script, usage))
+        # Compiled steps are immutable, so they are cached by the script's content (a script
+        # changed in place compiles anew): its JSON text, or its printed form when not JSON.
+        key = _content_key((script, usage))
         steps = self._compiled.get(key)
         if steps is None:
             if len(self._compiled) >= _CACHE_SIZE:
                 self._compiled.clear()
             steps = self._compiled[key] = compile_script(script, usage)
         return steps
+
+
+def _content_key(value: Any) -> bytes | str:
+    # JSON text keeps types apart (1, 1.0, true, "1", NaN) and is about twice as fast as repr.
+    try:
+        return to_json(value, inf_nan_mode="constants", fallback=repr)
+    except (PydanticSerializationError, ValueError):  # lone surrogates, undecodable bytes
+        return repr(value)
 
 
 def _select_script(aopts: Any, call_index: int) -> Sequence[Any]:
