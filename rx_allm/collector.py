@@ -8,6 +8,7 @@ and tool fragment received before it kept. :func:`~rx_allm.runner.generate` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pydantic
@@ -81,30 +82,40 @@ class StreamCollector:
 
     def apply(self, event: Event) -> None:
         """Fold one event."""
-        if isinstance(event, TextDelta):
-            self._current.append(event.delta)
-        elif isinstance(event, TextCompleted):
-            self._blocks.append(event.text)
-            self._current.clear()
-        elif isinstance(event, ToolCallStarted):
-            if event.id not in self._calls:
-                self._calls[event.id] = ToolCall(id=event.id, name=event.name)
-        elif isinstance(event, ToolCallDelta):
-            call = self._calls.get(event.id) or ToolCall(id=event.id)
-            raw = call.raw_arguments + event.arguments_delta
-            self._calls[call.id] = call.model_copy(update={"raw_arguments": raw})
-        elif isinstance(event, ToolCallCompleted):
-            self._calls[event.id] = event.to_call()
-        elif isinstance(event, RawChunk):
-            if event.kind == "usage" and isinstance(event.data, Usage):
-                self._usage = event.data
-            elif event.kind in _KEPT_KINDS:
-                self._keep(event)
-        elif isinstance(event, MessageCompleted):
-            self._message = event.message
-            if event.finish_reason is not None:
-                self._finish = event.finish_reason
-            self._metadata.update(event.metadata)
+        fold = _FOLDS.get(event.type)
+        if fold is not None:
+            fold(self, event)
+
+    def _text_delta(self, event: TextDelta) -> None:
+        self._current.append(event.delta)
+
+    def _text_completed(self, event: TextCompleted) -> None:
+        self._blocks.append(event.text)
+        self._current.clear()
+
+    def _tool_call_started(self, event: ToolCallStarted) -> None:
+        if event.id not in self._calls:
+            self._calls[event.id] = ToolCall(id=event.id, name=event.name)
+
+    def _tool_call_delta(self, event: ToolCallDelta) -> None:
+        call = self._calls.get(event.id) or ToolCall(id=event.id)
+        raw = call.raw_arguments + event.arguments_delta
+        self._calls[call.id] = call.model_copy(update={"raw_arguments": raw})
+
+    def _tool_call_completed(self, event: ToolCallCompleted) -> None:
+        self._calls[event.id] = event.to_call()
+
+    def _raw_chunk(self, event: RawChunk) -> None:
+        if event.kind == "usage" and isinstance(event.data, Usage):
+            self._usage = event.data
+        elif event.kind in _KEPT_KINDS:
+            self._keep(event)
+
+    def _message_completed(self, event: MessageCompleted) -> None:
+        self._message = event.message
+        if event.finish_reason is not None:
+            self._finish = event.finish_reason
+        self._metadata.update(event.metadata)
 
     def _keep(self, event: RawChunk) -> None:
         """A completed reasoning block or a refusal fragment, kept for an unfinished fold."""
@@ -164,5 +175,16 @@ class StreamCollector:
         except pydantic.ValidationError as exc:
             return None, output_error(exc, model.__name__)
 
+
+#: The fold of each event type the collector reads (the others pass it by).
+_FOLDS: dict[str, Callable[[StreamCollector, Any], None]] = {
+    "text_delta": StreamCollector._text_delta,
+    "text_completed": StreamCollector._text_completed,
+    "tool_call_started": StreamCollector._tool_call_started,
+    "tool_call_delta": StreamCollector._tool_call_delta,
+    "tool_call_completed": StreamCollector._tool_call_completed,
+    "raw_chunk": StreamCollector._raw_chunk,
+    "message_completed": StreamCollector._message_completed,
+}
 
 __all__ = ["StreamCollector"]

@@ -33,15 +33,11 @@ class ChatOptions:
 def chat_options(engine: Engine, call: dict[str, Any]) -> ChatOptions:
     """Pop the orchestration options from ``call`` (engine params are defaults) and check them."""
     defaults = engine.params
+    if call.keys().isdisjoint(_NAMES) and defaults.keys().isdisjoint(_NAMES):
+        return _DEFAULTS
     values = {
         name: call.pop(name) if name in call else defaults.get(name, default)
-        for name, default in (
-            ("mode", "auto"),
-            ("max_turns", DEFAULT_MAX_TURNS),
-            ("halt_when", None),
-            ("tool_timeout", DEFAULT_TOOL_TIMEOUT),
-            ("on_tool_error", "continue"),
-        )
+        for name, default in _DEFAULT_VALUES.items()
     }
     errors: list[tuple[str, str]] = []
     if values["mode"] not in ("auto", "manual"):
@@ -62,6 +58,11 @@ def chat_options(engine: Engine, call: dict[str, Any]) -> ChatOptions:
     if errors:
         raise ValidationError("invalid_request", errors=errors)
     return ChatOptions(**values)  # type: ignore[arg-type]  # checked above
+
+
+_DEFAULTS = ChatOptions()
+_DEFAULT_VALUES = {name: getattr(_DEFAULTS, name) for name in ChatOptions.__slots__}
+_NAMES = frozenset(_DEFAULT_VALUES)
 
 
 def callback_error(name: str, exc: Exception) -> ValidationError:
