@@ -16,7 +16,7 @@ import pydantic
 from pydantic import BaseModel
 from reactivex import Observable
 
-from rx_allm._loop import background_loop, refuse_blocking, running_loop
+from rx_allm._loop import background_loop, call_on_loop, refuse_blocking
 from rx_allm._subscribe import subscribe_now
 from rx_allm.collector import StreamCollector
 from rx_allm.conversation import ChatResult, StepResult, Thread, sum_usage
@@ -164,14 +164,14 @@ async def fold_chat(events: Observable[Event], folder: ChatCollector) -> ChatRes
     loop = asyncio.get_running_loop()
     done = loop.create_future()
 
+    def wake() -> None:
+        if not done.done():
+            done.set_result(None)
+
     def settle(error: Exception | None = None) -> None:
         if error is not None:
             folder.fail(error)
-        if running_loop() is loop:
-            if not done.done():
-                done.set_result(None)
-        elif not loop.is_closed():
-            loop.call_soon_threadsafe(settle)
+        call_on_loop(loop, wake)
 
     subscription = subscribe_now(events, folder.apply, settle, settle)
     try:

@@ -154,6 +154,7 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
         self.steps: list[StepResult] = []
         self.collector: StreamCollector  # a fresh one per step (begin_step)
         self.step_subscription: abc.DisposableBase | None = None
+        self.in_flight = False  # a step's request is in flight (its subscription is held)
         self.cancels: list[Callable[[], None]] = []
         self.outcomes: list[ToolOutcome | None] = []
         self.waiting = 0
@@ -170,11 +171,15 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
         except Exception as exc:  # the adapter's pre-flight of a later step
             self.fail(exc)
             return
-        self.collector = StreamCollector()
+        self.collector = collector = StreamCollector()
+        self.in_flight = True
         subscription = subscribe_now(source, self.on_next, self.on_error, self.on_completed, self.scheduler)
         if self.ended:
             subscription.dispose()
-        else:
+        elif self.in_flight and self.collector is collector:
+            # Kept only while this step is in flight: a synchronous source may have completed it
+            # (and begun the next one) inside subscribe_now. A completed step's subscription is
+            # dropped, which frees the step without the garbage collector (it refers to this run).
             self.step_subscription = subscription
 
     def on_next(self, event: Event) -> None:
@@ -185,10 +190,12 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
 
     def on_error(self, error: Exception) -> None:
         """The step in flight failed: the chat fails with the same error."""
+        self.in_flight, self.step_subscription = False, None
         self.fail(error)
 
     def on_completed(self) -> None:
         """The step in flight completed."""
+        self.in_flight, self.step_subscription = False, None
         # The step may end on any thread (a sync Fake ends on the subscriber's): the rest of
         # the step runs on the runner's context, where every tool completion arrives too.
         if not self.ended:
@@ -319,9 +326,11 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
 
     def _stop(self) -> None:
         self.ended = True
-        if self.step_subscription is not None:
-            self.step_subscription.dispose()
-        for cancel in self.cancels:
+        subscription, self.step_subscription = self.step_subscription, None
+        if subscription is not None:
+            subscription.dispose()
+        cancels, self.cancels = self.cancels, []
+        for cancel in cancels:
             cancel()
 
 
