@@ -8,17 +8,20 @@ checks a resolved request.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import os
 import re
 import secrets
+from collections.abc import Iterator
 from typing import Any, get_args
 
 from rx_allm._sse import DEFAULT_MAX_EVENT_BYTES
 from rx_allm.adapter import StreamOptions
 from rx_allm.engine import Engine
 from rx_allm.errors import EngineError, ValidationError
-from rx_allm.models import Request, Role
+from rx_allm.models import Message, Request, Role
 from rx_allm.schema import output_type
 from rx_allm.strict import suggestion, unknown_names
 
@@ -41,14 +44,9 @@ _RESPONSE_FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})
 
 def validate_request(request: Request) -> None:
     """Raise :class:`ValidationError` (``invalid_request``) listing every problem found."""
-    errors: list[tuple[str, str]] = []
+    errors = message_problems(request.messages)
     if not request.messages:
         errors.append(("messages", "empty"))
-    for i, message in enumerate(request.messages):
-        if message.role not in ROLES:
-            errors.append((f"messages.{i}.role", "unknown"))
-        if message.role == "tool" and not message.tool_call_id:
-            errors.append((f"messages.{i}.tool_call_id", "required"))
     seen: set[str] = set()
     for i, tool in enumerate(request.tools):
         if not tool.name:
@@ -68,6 +66,18 @@ def validate_request(request: Request) -> None:
         errors.append(("response_format", "invalid_shape"))
     if errors:
         raise ValidationError("invalid_request", errors=errors)
+
+
+def message_problems(messages: list[Message], start: int = 0) -> list[tuple[str, str]]:
+    """``(path, reason)`` of each problem in ``messages[start:]`` (unknown role, tool message without id)."""
+    errors: list[tuple[str, str]] = []
+    for i in range(start, len(messages)):
+        message = messages[i]
+        if message.role not in ROLES:
+            errors.append((f"messages.{i}.role", "unknown"))
+        if message.role == "tool" and not message.tool_call_id:
+            errors.append((f"messages.{i}.tool_call_id", "required"))
+    return errors
 
 
 def _valid_response_format(fmt: object) -> bool:
@@ -186,8 +196,31 @@ def check_model(adapter: object, request: Request) -> None:
 
 
 def new_request_id() -> str:
-    """A fresh random request id."""
-    return secrets.token_hex(12)
+    """A fresh request id: 24 hex digits, a random per-process prefix and a counter.
+
+    Unique across the processes of a machine (a forked child draws a new prefix) without a
+    system call per request; an id correlates a request, it is not a secret.
+    """
+    return f"{_ids.prefix}{next(_ids.counter):08x}"
+
+
+class _RequestIds:
+    __slots__ = ("counter", "prefix")
+    prefix: str
+    counter: Iterator[int]
+
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        """A new random prefix and counter start (in a forked child too: no id repeats the parent's)."""
+        self.prefix = secrets.token_hex(8)
+        self.counter = itertools.count(secrets.randbits(31))
+
+
+_ids = _RequestIds()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.renew)
 
 
 #: The limits a call may set, and their defaults (``total_timeout``: no bound unless given).
@@ -238,6 +271,7 @@ __all__ = [
     "REQUEST_FIELD_OPTIONS",
     "check_model",
     "check_names",
+    "message_problems",
     "new_request_id",
     "prepare",
     "validate_request",

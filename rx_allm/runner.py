@@ -78,7 +78,7 @@ def stream_generate(
 def open_stream(
     adapter: Any, request: Request, opts: StreamOptions, on_event: OnEvent | None
 ) -> Observable[Event]:
-    """The adapter's Observable for a resolved call, with ``do_action(on_event)``: a generation before the filters.
+    """A resolved call's adapter Observable with ``do_action(on_event)``: a generation before the filters.
 
     Raises the adapter's pre-flight errors. (The chat loop streams its steps through this
     too and applies the emit/include rules itself.)

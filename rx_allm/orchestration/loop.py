@@ -46,8 +46,8 @@ from rx_allm.orchestration.execute import (
     outcome_of,
 )
 from rx_allm.orchestration.options import ChatOptions, callback_error, chat_options
-from rx_allm.orchestration.tools import Toolbox, ToolLike
 from rx_allm.orchestration.steps import StepRequests
+from rx_allm.orchestration.tools import Toolbox, ToolLike
 from rx_allm.runner import OnEvent, event_filter
 
 
@@ -167,7 +167,8 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
         if self.ended:
             return
         try:
-            source = self.plan.requests.step(self.thread, len(self.steps) + 1) if self.steps else self.first_step
+            steps = self.steps
+            source = self.plan.requests.step(self.thread, len(steps) + 1) if steps else self.first_step
         except Exception as exc:  # the adapter's pre-flight of a later step
             self.fail(exc)
             return

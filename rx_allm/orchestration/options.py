@@ -57,7 +57,7 @@ def chat_options(engine: Engine, call: dict[str, Any]) -> ChatOptions:
         errors.append(("on_tool_error", "must_be_continue_halt_or_callable"))
     if errors:
         raise ValidationError("invalid_request", errors=errors)
-    return ChatOptions(**values)  # type: ignore[arg-type]  # checked above
+    return ChatOptions(**values)
 
 
 _DEFAULTS = ChatOptions()

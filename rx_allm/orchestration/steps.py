@@ -4,7 +4,7 @@ Every step of a chat is the same call over a longer thread, so the pre-flight
 (:func:`~rx_allm.preflight.prepare`: options, limits, adapter and parameter names, model)
 runs once, when ``stream_chat`` is called; a later step swaps the messages in, takes the
 engine's next call index and the request id ``<first id>-<n>`` (step *n*, from 2), and
-checks the messages again. Each step streams through
+checks the messages added since the first request. Each step streams through
 :func:`~rx_allm.runner.open_stream`, as a ``stream_generate`` would, before its filters.
 """
 
@@ -19,9 +19,10 @@ from reactivex import Observable
 from rx_allm.adapter import StreamOptions
 from rx_allm.conversation import Thread
 from rx_allm.engine import Engine
+from rx_allm.errors import ValidationError
 from rx_allm.events import Event
 from rx_allm.models import Request, Tool
-from rx_allm.preflight import check_model, check_names, prepare, validate_request
+from rx_allm.preflight import check_model, check_names, message_problems, prepare
 from rx_allm.runner import OnEvent, open_stream
 
 
@@ -57,8 +58,11 @@ class StepRequests:
 
     def step(self, thread: Thread, number: int) -> Observable[Event]:
         """Step ``number``'s generation (from 2) over ``thread`` (pre-flight errors raise)."""
-        request = self.request.model_copy(update={"messages": thread.messages})
-        validate_request(request)
+        messages = thread.messages
+        problems = message_problems(messages, start=len(self.request.messages))  # the rest passed already
+        if problems:
+            raise ValidationError("invalid_request", errors=problems)
+        request = self.request.model_copy(update={"messages": messages})
         opts = replace(
             self.opts, call_index=self.engine.next_call_index(), request_id=f"{self.opts.request_id}-{number}"
         )

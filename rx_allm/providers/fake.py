@@ -95,7 +95,7 @@ class Fake:
     params = ALL_PARAMS  # the Fake ignores them, but refuses the typos a real adapter would
 
     def __init__(self) -> None:
-        self._compiled: dict[str, list[_Step]] = {}
+        self._compiled: dict[bytes | str, list[_Step]] = {}
 
     def stream(self, request: Request, opts: StreamOptions) -> Observable[Event]:
         """Compile this call's script and return a cold Observable replaying it per subscription."""
