@@ -166,13 +166,14 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
         """Send the next model request (the first one was built by ``stream_chat``)."""
         if self.ended:
             return
+        number = len(self.steps) + 1
+        requests = self.plan.requests
         try:
-            steps = self.steps
-            source = self.plan.requests.step(self.thread, len(steps) + 1) if steps else self.first_step
+            source = requests.step(self.thread, number) if number > 1 else self.first_step
         except Exception as exc:  # the adapter's pre-flight of a later step
             self.fail(exc)
             return
-        self.collector = collector = StreamCollector()
+        self.collector = collector = StreamCollector(requests.request_id(number))
         self.in_flight = True
         subscription = subscribe_now(source, self.on_next, self.on_error, self.on_completed, self.scheduler)
         if self.ended:

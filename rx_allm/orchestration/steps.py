@@ -56,6 +56,11 @@ class StepRequests:
         """The first step's generation (the adapter's pre-flight errors raise)."""
         return open_stream(self.adapter, self.request, self.opts, self.on_event)
 
+    def request_id(self, number: int) -> str | None:
+        """The request id of step ``number`` (from 1)."""
+        first = self.opts.request_id
+        return first if number == 1 else f"{first}-{number}"
+
     def step(self, thread: Thread, number: int) -> Observable[Event]:
         """Step ``number``'s generation (from 2) over ``thread`` (pre-flight errors raise)."""
         messages = thread.messages
@@ -64,7 +69,7 @@ class StepRequests:
             raise ValidationError("invalid_request", errors=problems)
         request = self.request.model_copy(update={"messages": messages})
         opts = replace(
-            self.opts, call_index=self.engine.next_call_index(), request_id=f"{self.opts.request_id}-{number}"
+            self.opts, call_index=self.engine.next_call_index(), request_id=self.request_id(number)
         )
         return open_stream(self.adapter, request, opts, self.on_event)
 
