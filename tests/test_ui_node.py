@@ -5,11 +5,11 @@ which calls the demo calculator for arithmetic) and an aiohttp server with
 :func:`~rx_allm.ui.ai_sdk_handler` and :func:`~rx_allm.ui.ag_ui_handler`, then runs
 ``node --test web/test/``: the ``ai`` package's default chat transport (which validates
 every chunk against its schema) and ``readUIMessageStream``, and ``@ag-ui/client``'s
-``HttpAgent``, assemble the messages and the Node tests assert them. ``/anthropic/api/chat``
-and ``/gemini/api/chat`` answer through those providers' emulated APIs with reasoning on and a
-tool the browser runs (``@ai-sdk/react``'s ``Chat``, the class ``useChat`` wraps, sends files,
-runs the tool and sends the follow-up the emulator validates). The Node packages
-come from ``web/package-lock.json`` (``npm ci`` in ``.ci/run``).
+``HttpAgent``, assemble the messages and the Node tests assert them. ``/responses/api/chat``,
+``/anthropic/api/chat`` and ``/gemini/api/chat`` answer through those providers' emulated
+APIs with reasoning on and a tool the browser runs (``@ai-sdk/react``'s ``Chat``, the class
+``useChat`` wraps, sends files, runs the tool and sends the follow-up the emulator validates).
+The Node packages come from ``web/package-lock.json`` (``npm ci`` in ``.ci/run``).
 """
 
 from __future__ import annotations
@@ -55,24 +55,30 @@ WEATHER = allm.tool(name="get_weather", description="The weather in a city", sch
 def respond(sent: RecordedRequest) -> Reply:
     """OpenAI: :func:`answer`. Anthropic and Gemini: name the image received; else think and
     call get_weather; once its result is back, answer."""
-    if sent.provider not in ("anthropic", "gemini"):
+    if sent.provider == "openai":
         return answer(sent)
     body = json.dumps(sent.json)
-    images = re.findall(r'"(?:media_type|mimeType)": "(image/[a-z]+)"', body)
+    images = re.findall(
+        r'"(?:media_type|mimeType)": "(image/[a-z]+)"|"image_url": "data:(image/[a-z]+)', body
+    )
     if images:
-        return Reply(text=f"I see {'one' if len(images) == 1 else len(images)} {images[0]} image.")
-    if '"tool_result"' in body or '"functionResponse"' in body:
+        kind = "".join(images[0])
+        return Reply(text=f"I see {'one' if len(images) == 1 else len(images)} {kind} image.")
+    if any(f'"{answer}"' in body for answer in ("tool_result", "functionResponse", "function_call_output")):
         return Reply(text="Sunny." if signed(sent) else "The reasoning's signature did not come back.")
     call = ToolCallSpec("get_weather", {"city": "Oslo"})
-    return Reply(text="", thinking="The user wants weather.", tool_calls=[call])
+    return Reply(text="Let me check.", thinking="The user wants weather.", tool_calls=[call])
 
 
 def signed(sent: RecordedRequest) -> bool:
     """The follow-up continues the signed reasoning: Anthropic's thinking block (thinking still
-    on) or Gemini's own signature on the call (not the stand-in the adapter adds)."""
+    on), Responses' reasoning item, or Gemini's own signature on the call (not the stand-in
+    the adapter adds)."""
     if sent.provider == "anthropic":
         turn = sent.json["messages"][-2]["content"]
         return "thinking" in sent.json and turn[0]["type"] == "thinking"
+    if sent.provider == "responses":
+        return any(item.get("type") == "reasoning" for item in sent.json["input"])
     body = json.dumps(sent.json)
     return '"thoughtSignature"' in body and "skip_thought_signature_validator" not in body
 
@@ -87,7 +93,7 @@ async def server() -> AsyncIterator[str]:
         thinking = allm.Engine(adapter="fake", adapter_opts={"script": REASONING})
         app.router.add_post("/reasoning/api/chat", ai_sdk_handler(thinking))
         app.router.add_post("/reasoning/api/agui", ag_ui_handler(thinking))
-        for provider in ("anthropic", "gemini"):
+        for provider in ("responses", "anthropic", "gemini"):
             handler = ai_sdk_handler(thinking_engine(emulator, provider), tools=[WEATHER])
             app.router.add_post(f"/{provider}/api/chat", handler)
         async with serving(app) as url:
@@ -113,4 +119,4 @@ async def test_node_clients_assemble_our_streams(server: str) -> None:
     report = output.decode()
     assert process.returncode == 0, report
     assert "# fail 0" in report, report
-    assert "# pass 20" in report, report
+    assert "# pass 23" in report, report

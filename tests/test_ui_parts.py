@@ -160,6 +160,20 @@ def test_a_browser_round_trip_restores_reasoning_and_call_metadata_exactly() -> 
     assert (assistant.text, result.tool_call_id, result.text) == ("Looking.", "call_1", '{"hits":3}')
 
 
+def test_a_steps_data_part_becomes_its_messages_metadata() -> None:
+    step = [{"type": "step-start"}, text("Checking."), {"type": "data-rx_allm", "data": {"item_id": "msg_1"}}]
+    parts = [*step, {"type": "step-start"}, text("Done.")]
+    thread = messages_from_ai_sdk({"messages": [{"id": "a", "role": "assistant", "parts": parts}]})
+    assert [(m.text, m.metadata) for m in thread.messages] == [
+        ("Checking.", {"item_id": "msg_1"}),
+        ("Done.", {}),
+    ]
+    parts[2] = {"type": "data-rx_allm", "data": ["msg_1"]}
+    assert refusal_of({"messages": [{"id": "a", "role": "assistant", "parts": parts}]}) == (
+        "invalid_request: messages.0.parts.2.data: not a dict"
+    )
+
+
 def test_reasoning_without_our_provider_data_stays_display_only() -> None:
     parts = [{"type": "step-start"}, {"type": "reasoning", "text": "hm", "providerMetadata": {"other": {}}}]
     parts.append(text("Hi."))
@@ -249,11 +263,9 @@ async def test_an_image_from_use_chat_reaches_each_provider_in_its_shape(provide
 async def test_reasoning_then_a_client_tool_continues_validly_from_the_browsers_messages(
     provider: str,
 ) -> None:
-    first = Reply(
-        text="",
-        thinking="The user wants weather.",
-        tool_calls=[ToolCallSpec("get_weather", {"city": "Oslo"})],
-    )
+    call = ToolCallSpec("get_weather", {"city": "Oslo"})
+    # Reasoning, text and a call in one step (Responses: three items, each needed back).
+    first = Reply(text="Let me check.", thinking="The user wants weather.", tool_calls=[call])
     question = user_parts(text("Weather in Oslo?"))["messages"][0]
     async with (
         ProviderEmulator([first, Reply(text="Sunny.")]) as emulator,
@@ -276,7 +288,7 @@ async def test_reasoning_then_a_client_tool_continues_validly_from_the_browsers_
     follow_up = emulator.requests[1].json
     if provider == "anthropic":
         blocks = follow_up["messages"][1]["content"]
-        assert [b["type"] for b in blocks] == ["thinking", "tool_use"]
+        assert [b["type"] for b in blocks] == ["thinking", "text", "tool_use"]
         assert blocks[0]["thinking"] == "The user wants weather." and blocks[0]["signature"]
         assert follow_up["thinking"]["type"] == "enabled"  # kept: the turn it continues is signed
     if provider == "gemini":
@@ -284,4 +296,5 @@ async def test_reasoning_then_a_client_tool_continues_validly_from_the_browsers_
         assert call["thoughtSignature"] != "skip_thought_signature_validator"  # the one Gemini issued
     if provider == "responses":
         kinds = [item.get("type", "message") for item in follow_up["input"]]
-        assert kinds == ["message", "reasoning", "function_call", "function_call_output"]
+        assert kinds == ["message", "reasoning", "message", "function_call", "function_call_output"]
+        assert follow_up["input"][2]["id"]  # the message item the reasoning item precedes

@@ -55,6 +55,8 @@ def ui_message(chunks: list[dict[str, Any]], outputs: dict[str, Any] | None = No
             if metadata:
                 open_parts[chunk["toolCallId"]]["callProviderMetadata"] = metadata
             parts.append(open_parts[chunk["toolCallId"]])
+        elif kind.startswith("data-"):
+            parts.append({"type": kind, "data": chunk["data"]})
         elif kind == "tool-output-available":
             open_parts[chunk["toolCallId"]].update(state="output-available", output=chunk["output"])
     for call_id, output in (outputs or {}).items():

@@ -226,7 +226,7 @@ class FrameEncoder(ABC):
 
     def _message_completed(self, event: Any) -> list[Chunk]:
         self.finish_reason = event.finish_reason
-        return self._close_blocks()
+        return self._close_blocks() + self.message_end(event.message.metadata)
 
     def _tool_execution_completed(self, event: Any) -> list[Chunk]:
         return self.tool_output(event.id, event.name, event.result, bool(getattr(event, "is_error", False)))
@@ -295,6 +295,11 @@ class FrameEncoder(ABC):
     def reasoning_end(self, block: str, kept: dict[str, Any]) -> list[Chunk]:
         """The reasoning block closes; ``kept``: its :class:`~rx_allm.models.Reasoning` as JSON
         (what the provider needs back: signature, ...), ``{}`` when it closed before its end."""
+
+    @abstractmethod
+    def message_end(self, metadata: dict[str, Any]) -> list[Chunk]:
+        """The model's message of this step is complete; ``metadata``: what the adapter kept on
+        it for the provider (``Message.metadata``: a Responses message item id)."""
 
     @abstractmethod
     def tool_start(self, call_id: str, name: str) -> list[Chunk]:

@@ -121,6 +121,9 @@ class AgUiEncoder(FrameEncoder):
             }
         ]
 
+    def message_end(self, metadata: dict[str, Any]) -> list[Chunk]:
+        return []  # AG-UI messages carry no provider data
+
     def ask_user(self, call_id: str, tool_name: str, question: str) -> list[Chunk]:
         value = {"toolCallId": call_id, "toolName": tool_name, "question": question}
         return [{"type": "CUSTOM", "name": "ask_user", "value": value}]

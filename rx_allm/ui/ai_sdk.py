@@ -8,8 +8,9 @@
 
 A reasoning block's ``reasoning-end`` and a tool call's ``tool-input-available`` carry what the
 provider needs back to continue the conversation (a thinking signature, a thought signature,
-a reasoning item) as ``providerMetadata[METADATA_KEY]``: ``useChat`` keeps it on the parts and
-sends it back, and :func:`~rx_allm.ui.messages_from_ai_sdk` restores it.
+a reasoning item) as ``providerMetadata[METADATA_KEY]``, and a step's message metadata goes
+out as a :data:`DATA_PART` part: ``useChat`` keeps them on the message and sends them back,
+and :func:`~rx_allm.ui.messages_from_ai_sdk` restores them.
 
 An upstream error becomes one ``error`` chunk (``errorText`` = ``"<reason>: <message>"``,
 keys redacted); a cancelled stream (``StreamError("cancelled")``) becomes ``abort``.
@@ -50,6 +51,9 @@ FINISH_REASONS = {
 #: :class:`~rx_allm.models.Reasoning` fields (signature, redacted data, item id, encrypted
 #: content, provider) and a tool part's ``ToolCall.metadata`` (thought signature, item id).
 METADATA_KEY = "rx_allm"
+#: The data part of a step whose message the adapter kept data on (``Message.metadata``: a
+#: Responses message item id, which the reasoning item before it needs back).
+DATA_PART = f"data-{METADATA_KEY}"
 
 #: The delta chunks: their SSE frames reuse one encoded head per block.
 DELTAS = {
@@ -122,6 +126,11 @@ class AiSdkEncoder(FrameEncoder):
         if is_error:
             return [{"type": "tool-output-error", "toolCallId": call_id, "errorText": str(result)}]
         return [{"type": "tool-output-available", "toolCallId": call_id, "output": jsonable(result)}]
+
+    def message_end(self, metadata: dict[str, Any]) -> list[Chunk]:
+        if not metadata:
+            return []
+        return [{"type": DATA_PART, "data": jsonable(metadata)}]
 
     def ask_user(self, call_id: str, tool_name: str, question: str) -> list[Chunk]:
         data = {"toolCallId": call_id, "toolName": tool_name, "question": question}

@@ -15,8 +15,10 @@ Per UIMessage (``{id, role, parts}``):
   is one with no output yet together with its call (a request never carries an
   unanswered call). A reasoning part goes back into ``Message.reasoning`` when it carries
   the provider data the stream sent (``providerMetadata[METADATA_KEY]``: a thinking signature,
-  ...), and a tool call gets its ``callProviderMetadata[METADATA_KEY]`` back as
-  ``ToolCall.metadata``; other reasoning, source, file and ``data-*`` parts are display-only.
+  ...), a tool call gets its ``callProviderMetadata[METADATA_KEY]`` back as
+  ``ToolCall.metadata``, and the step's message its :data:`~rx_allm.ui.ai_sdk.DATA_PART`
+  part's data as ``Message.metadata``; other reasoning, source, file and ``data-*`` parts
+  are display-only.
 
 Anything malformed (not JSON, no messages, an unknown role, a part without ``type``, a
 tool part without its ``toolCallId`` or input, provider data of the wrong shape) raises one
@@ -33,7 +35,7 @@ import pydantic
 from rx_allm.models import Message, Reasoning, ToolCall, system, tool_result, user
 from rx_allm.orchestration import Thread
 from rx_allm.ui._encoder import result_text
-from rx_allm.ui.ai_sdk import METADATA_KEY
+from rx_allm.ui.ai_sdk import DATA_PART, METADATA_KEY
 from rx_allm.ui.request_body import field, items, json_object, refuse
 
 _ANSWERED = ("output-available", "output-error")
@@ -122,17 +124,17 @@ def _assistant(parts: list[dict[str, Any]], path: str) -> list[Message]:
     text: list[str] = []
     calls: list[ToolCall] = []
     reasoning: list[Reasoning] = []
+    kept: dict[str, Any] = {}
     results: list[Message] = []
 
     def close_step() -> None:
         if text or calls:
-            said = "".join(text)
-            out.append(Message(role="assistant", content=said, tool_calls=[*calls], reasoning=[*reasoning]))
+            step = {"content": "".join(text), "tool_calls": [*calls], "reasoning": [*reasoning]}
+            out.append(Message.model_validate({"role": "assistant", **step, "metadata": {**kept}}))
             out.extend(results)
-        text.clear()
-        calls.clear()
-        reasoning.clear()
-        results.clear()
+        for pending in (text, calls, reasoning, results):
+            pending.clear()
+        kept.clear()
 
     for index, part in enumerate(parts):
         where = f"{path}.parts.{index}"
@@ -143,6 +145,8 @@ def _assistant(parts: list[dict[str, Any]], path: str) -> list[Message]:
             text.append(field(part, "text", str, where))
         elif kind == "reasoning":
             reasoning.extend(_reasoning(part, where))
+        elif kind == DATA_PART:
+            kept.update(field(part, "data", dict, where))
         elif kind == "dynamic-tool" or kind.startswith("tool-"):
             answered = _tool_part(part, kind, where)
             if answered is not None:
