@@ -188,7 +188,7 @@ def test_streaming_and_the_final_value_combine() -> None:
 
 
 # -- chats ----------------------------------------------------------------------------------------
-def chat_engine(answer: str) -> allm.Engine:
+def chat_engine(answer: str, **params: Any) -> allm.Engine:
     scripts = [
         [
             ("tool_call", {"id": "c1", "name": "lookup", "arguments": {"city": "Paris"}}),
@@ -196,7 +196,7 @@ def chat_engine(answer: str) -> allm.Engine:
         ],
         [("text", answer), ("finish", "stop")],
     ]
-    return allm.Engine(adapter="fake", adapter_opts={"scripts": scripts})
+    return allm.Engine(adapter="fake", adapter_opts={"scripts": scripts}, params=params)
 
 
 @allm.tool
@@ -219,3 +219,27 @@ def test_a_chat_whose_final_answer_does_not_validate_reports_the_fields() -> Non
     assert isinstance(result.error, allm.ValidationError) and result.error.reason == "invalid_output"
     assert ("temperature", "missing") in result.error.errors
     assert result.halted_reason == "completed"  # the chat ended; its answer is what failed
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("on_engine", [False, True])
+async def test_a_session_reply_validates_its_final_answer(on_engine: bool) -> None:
+    engine = chat_engine(ANSWER, **({"response_format": Weather} if on_engine else {}))
+    options: dict[str, Any] = {} if on_engine else {"response_format": Weather}
+    session = allm.Session()
+    result = await session.reply(engine, "Weather?", tools=[lookup], **options)
+    assert result.ok and result.response.output == WEATHER
+    assert result.steps[-1].response.output is None  # the steps stay as the events gave them
+    assert session.status == "completed" and session.error is None
+
+
+@pytest.mark.asyncio
+async def test_a_session_reply_whose_answer_is_not_json_reports_it_the_session_completed() -> None:
+    session = allm.Session()
+    result = await session.reply(chat_engine("not json"), "Weather?", tools=[lookup], response_format=Weather)
+    assert result.response.output is None and result.halted_reason == "completed"
+    assert isinstance(result.error, allm.ValidationError) and result.error.reason == "invalid_output"
+    assert result.error.errors[0][1] == "json_invalid" and result.response.error == result.error
+    # the session follows the events: the chat completed, its answer is in the thread
+    assert session.status == "completed" and session.error is None
+    assert session.thread.messages[-1].text == "not json"

@@ -5,15 +5,19 @@ as tasks on the chat's event loop (cancelled on disposal, so they see ``Cancelle
 sync tools in a worker thread (a result that arrives after disposal or a timeout is
 discarded); every completion comes back on the loop. :class:`VirtualRunner` (a
 ``VirtualTimeScheduler`` such as ``TestScheduler``): tools run inline in scheduled
-actions, so a chat with sync tools plays in virtual time and marble diagrams describe it.
+actions, so a chat plays in virtual time and marble diagrams describe it. An async tool is
+driven inline too, whether or not an event loop runs in the thread: one that awaits real
+I/O (a future, a sleep, a connection) cannot finish in virtual time, so it is closed and
+its outcome is a tool error saying so, never a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,10 +85,36 @@ class VirtualRunner:
 def _call_inline(run: ToolRun) -> Finished:
     try:
         if run.tool.is_async:
-            return ("value", asyncio.run(run.tool.fn(**run.kwargs)))
+            return ("value", _run_inline(run.tool.name, run.tool.fn(**run.kwargs)))
         return ("value", run.tool.fn(**run.kwargs))
     except Exception as exc:
         return ("raised", exc)
+
+
+def _run_inline(name: str, coro: Coroutine[Any, Any, Any]) -> Any:
+    """``coro``'s value (or exception) when it ends without waiting for the event loop.
+
+    It runs with an event loop that never runs as its running loop (restored afterwards,
+    so a loop running in the thread is left alone): an await of real I/O then suspends the
+    coroutine, whether or not a loop runs here, and it is closed. Raises ``RuntimeError``.
+    """
+    idle = asyncio.new_event_loop()
+    outer = asyncio._get_running_loop()
+    asyncio._set_running_loop(idle)
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    else:
+        with contextlib.suppress(RuntimeError):  # a ``finally`` of the tool that awaits again
+            coro.close()
+    finally:
+        asyncio._set_running_loop(outer)
+        idle.close()
+    raise RuntimeError(
+        f"async tool {name} awaited real I/O under virtual time, where nothing it waits for"
+        " can happen: make it a sync tool, or run the chat on the real event loop"
+    )
 
 
 class LoopRunner:

@@ -22,8 +22,9 @@ from rx_allm.errors import RxAllmError, ValidationError
 from rx_allm.events import AskUserRequested, Event, StepCompleted
 from rx_allm.models import Message, ToolCall, tool_result, user
 from rx_allm.orchestration.execute import submitted_outcome
-from rx_allm.orchestration.fold import ChatCollector, fold_chat
+from rx_allm.orchestration.fold import ChatCollector, fold_chat, with_output
 from rx_allm.orchestration.loop import stream_chat
+from rx_allm.schema import output_type
 
 SessionStatus = Literal["idle", "awaiting_tools", "awaiting_user", "completed", "error"]
 _STATUS_OF: dict[str, SessionStatus] = {
@@ -61,9 +62,17 @@ class Session(BaseModel):
         return self._reply(engine, message, options)[1]
 
     async def reply(self, engine: Engine, message: str | Message | None = None, **options: Any) -> ChatResult:
-        """Run :meth:`stream_reply` to its end and return the chat's result."""
+        """Run :meth:`stream_reply` to its end and return the chat's result.
+
+        With ``response_format=Model`` the final answer is validated into
+        ``result.response.output`` as :func:`rx_allm.chat` does; an answer that does not
+        validate sets ``result.error`` only: the session stays as the events left it
+        (``completed``, the answer in its thread), exactly as after :meth:`stream_reply`.
+        """
         thread, events = self._reply(engine, message, options)
-        return await fold_chat(events, ChatCollector(thread))
+        result = await fold_chat(events, ChatCollector(thread))
+        fmt = options.get("response_format") or engine.params.get("response_format")
+        return with_output(result, output_type(fmt))
 
     def _reply(
         self, engine: Engine, message: str | Message | None, options: dict[str, Any]
