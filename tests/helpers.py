@@ -2,6 +2,9 @@
 
 * ``fixture_bytes(name)`` — ``tests/fixtures/wire/<name>`` byte for byte (``.sse`` is
   added when missing).
+* ``emulated_engine(emu, provider, **params)`` — an engine for one of the emulator's four
+  APIs; ``thinking_engine(emu, provider)`` — the same with reasoning turned on (the emulator
+  then validates follow-ups as the real API would).
 * ``openai_engine``, ``hello``, ``events_of``, ``of_type``, ``usage_chunks``,
   ``until``, ``connections`` — small helpers several test modules share.
 
@@ -45,6 +48,38 @@ def openai_engine(emu: ProviderEmulator, model: str = "gpt-4o-mini", **adapter_o
     """An OpenAI engine pointed at ``emu`` with :data:`OPENAI_KEY`."""
     opts = {"base_url": emu.base_url("openai"), "api_key": OPENAI_KEY, **adapter_opts}
     return allm.Engine(adapter="openai", adapter_opts=opts, model=model)
+
+
+_EMULATED_SETUP: dict[str, tuple[str, dict[str, Any], str]] = {
+    "openai": ("openai", {"endpoint": "chat_completions"}, "gpt-4o-mini"),
+    "responses": ("openai", {"endpoint": "responses"}, "o4-mini"),
+    "anthropic": ("anthropic", {}, "claude-sonnet-4-5"),
+    "gemini": ("gemini", {}, "gemini-2.5-flash"),
+}
+#: Provider parameters that turn reasoning on (the emulator validates follow-ups against them).
+THINKING_PARAMS: dict[str, dict[str, Any]] = {
+    "openai": {},
+    "responses": {"reasoning_effort": "low", "reasoning_summary": "auto"},
+    "anthropic": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+    "gemini": {"thinking_config": {"includeThoughts": True, "thinkingBudget": 1024}},
+}
+EMULATED_KEY = "sk-emulated-provider-0000"
+
+
+def emulated_engine(emu: ProviderEmulator, provider: str, **params: Any) -> allm.Engine:
+    """An engine for ``provider`` (``responses``: OpenAI's Responses endpoint) at ``emu``."""
+    adapter, opts, model = _EMULATED_SETUP[provider]
+    return allm.Engine(
+        adapter=adapter,
+        adapter_opts={"base_url": emu.base_url(provider), "api_key": EMULATED_KEY, **opts},
+        model=model,
+        params=params,
+    )
+
+
+def thinking_engine(emu: ProviderEmulator, provider: str) -> allm.Engine:
+    """:func:`emulated_engine` with reasoning on (:data:`THINKING_PARAMS`)."""
+    return emulated_engine(emu, provider, **THINKING_PARAMS[provider])
 
 
 def hello() -> allm.Request:

@@ -9,40 +9,16 @@ answer no call). So a chat that completes here sent valid follow-ups.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
+from helpers import thinking_engine as engine
 
 import rx_allm as allm
 from rx_allm.testing import ProviderEmulator, Reply, ToolCallSpec
 
-KEY = "sk-chat-continuation-0000"
 PROVIDERS = ("openai", "responses", "anthropic", "gemini")
 THINKING = "The user wants a sum. I should call the tool."
-_SETUP: dict[str, tuple[str, dict[str, Any], str]] = {
-    "openai": ("openai", {"endpoint": "chat_completions"}, "gpt-4o-mini"),
-    "responses": ("openai", {"endpoint": "responses"}, "o4-mini"),
-    "anthropic": ("anthropic", {}, "claude-sonnet-4-5"),
-    "gemini": ("gemini", {}, "gemini-2.5-flash"),
-}
-#: Provider parameters that turn reasoning on (the emulator validates follow-ups against them).
-THINKING_PARAMS: dict[str, dict[str, Any]] = {
-    "openai": {},
-    "responses": {"reasoning_effort": "low", "reasoning_summary": "auto"},
-    "anthropic": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
-    "gemini": {"thinking_config": {"includeThoughts": True, "thinkingBudget": 1024}},
-}
 _ADAPTER = {"openai": "openai", "responses": "openai", "anthropic": "anthropic", "gemini": "gemini"}
-
-
-def engine(emu: ProviderEmulator, provider: str) -> allm.Engine:
-    adapter, opts, model = _SETUP[provider]
-    return allm.Engine(
-        adapter=adapter,
-        adapter_opts={"base_url": emu.base_url(provider), "api_key": KEY, **opts},
-        model=model,
-        params=THINKING_PARAMS[provider],
-    )
 
 
 @allm.tool

@@ -86,6 +86,38 @@ def test_gemini_body() -> None:
     assert body["generationConfig"] == {"maxOutputTokens": 9, "topP": 0.5}
 
 
+PNG_B64 = "iVBORw0KGgo="
+IMAGES = allm.user(
+    [
+        {"type": "text", "text": "compare"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+        {"type": "image_url", "image_url": {"url": "data:image/svg+xml,%3Csvg%2F%3E"}},
+    ]
+)
+
+
+def test_image_parts_in_each_providers_shape() -> None:
+    request = allm.request([IMAGES])
+    anthropic_blocks = anthropic.build_body(request, "claude-haiku-4-5", {})["messages"][0]["content"]
+    assert anthropic_blocks == [
+        {"type": "text", "text": "compare"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/svg+xml", "data": "PHN2Zy8+"}},
+    ]
+    gemini_parts = gemini.build_body(request, "gemini-2.5-flash", {})["contents"][0]["parts"]
+    assert gemini_parts == [
+        {"text": "compare"},
+        {"inlineData": {"mimeType": "image/png", "data": PNG_B64}},
+        {"fileData": {"fileUri": "https://example.com/cat.jpg", "mimeType": "image/jpeg"}},
+        {"inlineData": {"mimeType": "image/svg+xml", "data": "PHN2Zy8+"}},
+    ]
+    responses_parts = responses.build_body(request, "gpt-5", {})["input"][0]["content"]
+    assert [p["type"] for p in responses_parts] == ["input_text", *["input_image"] * 3]
+    assert chat.build_body(request, "gpt-4o", {})["messages"][0]["content"] == IMAGES.content
+
+
 def test_headers() -> None:
     assert request_headers("sk-x", {"organization": "org-1"})["OpenAI-Organization"] == "org-1"
     assert anthropic.request_headers("k", {})["anthropic-version"] == anthropic.DEFAULT_VERSION

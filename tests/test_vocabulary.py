@@ -16,7 +16,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from helpers import of_type
+from helpers import THINKING_PARAMS, of_type
+from helpers import emulated_engine as engine
 
 import rx_allm as allm
 from rx_allm import events as ev
@@ -30,30 +31,7 @@ PROVIDERS = ["openai", "responses", "anthropic", "gemini"]
 KEY = "vocabulary-test-key-0123456789"
 THINKING = "The user wants the weather. I should call the tool."
 WEATHER = {"city": "Paris"}
-_SETUP: dict[str, tuple[str, dict[str, Any], str]] = {
-    "openai": ("openai", {"endpoint": "chat_completions"}, "gpt-4o-mini"),
-    "responses": ("openai", {"endpoint": "responses"}, "o4-mini"),
-    "anthropic": ("anthropic", {}, "claude-sonnet-4-5"),
-    "gemini": ("gemini", {}, "gemini-2.5-flash"),
-}
-#: Provider parameters that turn reasoning on (the emulator validates follow-ups against them).
-_THINKING_PARAMS: dict[str, dict[str, Any]] = {
-    "openai": {},
-    "responses": {"reasoning_effort": "low", "reasoning_summary": "auto"},
-    "anthropic": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
-    "gemini": {"thinking_config": {"includeThoughts": True, "thinkingBudget": 1024}},
-}
 _ADAPTER_NAME = {"openai": "openai", "responses": "openai", "anthropic": "anthropic", "gemini": "gemini"}
-
-
-def engine(emu: ProviderEmulator, provider: str, **params: Any) -> allm.Engine:
-    adapter, opts, model = _SETUP[provider]
-    return allm.Engine(
-        adapter=adapter,
-        adapter_opts={"base_url": emu.base_url(provider), "api_key": KEY, **opts},
-        model=model,
-        params=params,
-    )
 
 
 async def run(
@@ -147,7 +125,7 @@ def test_metadata_key_constants() -> None:
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_reasoning_has_one_shape(emulator: ProviderEmulator, provider: str) -> None:
     emulator.enqueue(Reply(text="It is sunny.", thinking=THINKING))
-    events, response = await run(emulator, provider, **_THINKING_PARAMS[provider])
+    events, response = await run(emulator, provider, **THINKING_PARAMS[provider])
     deltas = reasoning_deltas(events)
     assert deltas and all(isinstance(d["id"], str) and d["id"] and d["delta"] for d in deltas)
     assert "".join(d["delta"] for d in deltas) == THINKING
@@ -171,7 +149,7 @@ async def test_reasoning_has_one_shape(emulator: ProviderEmulator, provider: str
 @pytest.mark.asyncio
 async def test_anthropic_redacted_thinking_is_kept(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(text="Done.", thinking=THINKING, redacted_thinking="EmwKAhgBEgy3va3pzix"))
-    _, response = await run(emulator, "anthropic", **_THINKING_PARAMS["anthropic"])
+    _, response = await run(emulator, "anthropic", **THINKING_PARAMS["anthropic"])
     thinking, redacted = response.message.reasoning
     assert thinking.text == THINKING and thinking.signature
     assert redacted == Reasoning(redacted="EmwKAhgBEgy3va3pzix", provider="anthropic")
@@ -180,7 +158,7 @@ async def test_anthropic_redacted_thinking_is_kept(emulator: ProviderEmulator) -
 @pytest.mark.asyncio
 async def test_responses_encrypted_reasoning_is_kept(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(text="Done.", thinking=THINKING))
-    params = {**_THINKING_PARAMS["responses"], "include": ["reasoning.encrypted_content"], "store": False}
+    params = {**THINKING_PARAMS["responses"], "include": ["reasoning.encrypted_content"], "store": False}
     _, response = await run(emulator, "responses", **params)
     (reasoning,) = response.message.reasoning
     assert reasoning.encrypted_content and reasoning.id
@@ -189,7 +167,7 @@ async def test_responses_encrypted_reasoning_is_kept(emulator: ProviderEmulator)
 @pytest.mark.asyncio
 async def test_gemini_thought_signature_key(emulator: ProviderEmulator) -> None:
     emulator.enqueue(Reply(text="", thinking=THINKING, tool_calls=[ToolCallSpec("get_weather", WEATHER)]))
-    _, response = await run(emulator, "gemini", **_THINKING_PARAMS["gemini"])
+    _, response = await run(emulator, "gemini", **THINKING_PARAMS["gemini"])
     (call,) = response.tool_calls
     assert call.metadata[ev.THOUGHT_SIGNATURE]
     assert "thoughtSignature" not in call.metadata
@@ -200,7 +178,7 @@ async def tool_round_trip(emu: ProviderEmulator, provider: str, strip: bool = Fa
     """Step 1 (thinking + a tool call), then the follow-up with the tool result."""
     emu.enqueue(Reply(text="", thinking=THINKING, tool_calls=[ToolCallSpec("get_weather", WEATHER)]))
     question = allm.user("What is the weather in Paris?")
-    _, first = await run(emu, provider, [question], **_THINKING_PARAMS[provider])
+    _, first = await run(emu, provider, [question], **THINKING_PARAMS[provider])
     assert first.ok and first.tool_calls, first.error
     message = first.message
     if strip:  # the reasoning and the call's thought signature lost (as a careless client would)
@@ -208,7 +186,7 @@ async def tool_round_trip(emu: ProviderEmulator, provider: str, strip: bool = Fa
         message = message.model_copy(update={"reasoning": [], "tool_calls": calls})
     emu.enqueue(Reply(text="It is sunny in Paris."))
     follow_up = [question, message, allm.tool_result(first.tool_calls[0].id, {"sky": "sunny"})]
-    _, second = await run(emu, provider, follow_up, **_THINKING_PARAMS[provider])
+    _, second = await run(emu, provider, follow_up, **THINKING_PARAMS[provider])
     return second
 
 
@@ -349,11 +327,11 @@ async def test_other_providers_reasoning_is_dropped_cleanly(
 ) -> None:
     emulator.enqueue(Reply(text="", thinking=THINKING, tool_calls=[ToolCallSpec("get_weather", WEATHER)]))
     question = allm.user("What is the weather in Paris?")
-    _, first = await run(emulator, origin, [question], **_THINKING_PARAMS[origin])
+    _, first = await run(emulator, origin, [question], **THINKING_PARAMS[origin])
     assert first.ok and first.message.reasoning
     emulator.enqueue(Reply(text="Sunny."))
     follow_up = [question, first.message, allm.tool_result(first.tool_calls[0].id, "sunny")]
-    _, second = await run(emulator, target, follow_up, **_THINKING_PARAMS[target])
+    _, second = await run(emulator, target, follow_up, **THINKING_PARAMS[target])
     assert second.ok, second.error
     sent = json.dumps(emulator.requests[1].json)
     assert THINKING not in sent
@@ -440,7 +418,7 @@ async def test_gemini_malformed_function_call_is_not_error(emulator: ProviderEmu
 async def test_output_tokens_include_reasoning(emulator: ProviderEmulator, provider: str) -> None:
     usage = {"input_tokens": 100, "output_tokens": 340, "reasoning_tokens": 50}
     emulator.enqueue(Reply(text="Sunny.", thinking=THINKING, usage=usage))
-    _, response = await run(emulator, provider, **_THINKING_PARAMS[provider])
+    _, response = await run(emulator, provider, **THINKING_PARAMS[provider])
     got = response.usage
     assert (got.input_tokens, got.output_tokens, got.total_tokens) == (100, 340, 440)
     if provider != "anthropic":  # Anthropic does not report the thinking share

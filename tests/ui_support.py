@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -26,6 +27,43 @@ def answer(sent: RecordedRequest, chunk_delay: float = 0.0) -> Reply:
     return reply
 
 
+def ui_message(chunks: list[dict[str, Any]], outputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The assistant UIMessage ``useChat`` assembles from our ``chunks`` (the kinds our streams
+    send), with ``outputs`` (``{toolCallId: output}``) given to the calls the browser ran."""
+    parts: list[dict[str, Any]] = []
+    open_parts: dict[str, dict[str, Any]] = {}
+    for chunk in chunks:
+        kind, metadata = chunk["type"], chunk.get("providerMetadata")
+        if kind == "start-step":
+            parts.append({"type": "step-start"})
+        elif kind in ("text-start", "reasoning-start"):
+            open_parts[chunk["id"]] = {"type": kind.split("-")[0], "text": "", "state": "streaming"}
+            parts.append(open_parts[chunk["id"]])
+        elif kind in ("text-delta", "reasoning-delta"):
+            open_parts[chunk["id"]]["text"] += chunk["delta"]
+        elif kind in ("text-end", "reasoning-end"):
+            open_parts[chunk["id"]].update(
+                {"state": "done"}, **({"providerMetadata": metadata} if metadata else {})
+            )
+        elif kind == "tool-input-available":
+            call = {
+                "type": f"tool-{chunk['toolName']}",
+                "toolCallId": chunk["toolCallId"],
+                "input": chunk["input"],
+            }
+            open_parts[chunk["toolCallId"]] = {**call, "state": "input-available"}
+            if metadata:
+                open_parts[chunk["toolCallId"]]["callProviderMetadata"] = metadata
+            parts.append(open_parts[chunk["toolCallId"]])
+        elif kind.startswith("data-"):
+            parts.append({"type": kind, "data": chunk["data"]})
+        elif kind == "tool-output-available":
+            open_parts[chunk["toolCallId"]].update(state="output-available", output=chunk["output"])
+    for call_id, output in (outputs or {}).items():
+        open_parts[call_id].update(state="output-available", output=output)
+    return {"id": "a1", "role": "assistant", "parts": parts}
+
+
 @contextlib.asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
     """``app`` served on 127.0.0.1 (handlers cancelled on disconnect); yields its base URL (no slash)."""
@@ -36,4 +74,4 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-__all__ = ["LONG", "answer", "serving"]
+__all__ = ["LONG", "answer", "serving", "ui_message"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import mimetypes
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
 from pydantic import SecretStr
 
@@ -128,6 +130,28 @@ def turns(messages: Sequence[Message]) -> list[Message | list[Message]]:
         else:
             out.append([message])
     return out
+
+
+class ImageSource(NamedTuple):
+    """The image of an ``image_url`` content part: its URL and, for a ``data:`` URL, its base64 data."""
+
+    url: str
+    media_type: str | None  # a data: URL's own; else guessed from the URL's path (None when unknown)
+    data: str | None  # base64; None for an image sent by URL
+
+
+def image_source(part: Mapping[str, Any]) -> ImageSource | None:
+    """The image of ``part`` when it is the library's image part (OpenAI's ``image_url`` shape)."""
+    image = part.get("image_url") if part.get("type") == "image_url" else None
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        return None
+    if not url.startswith("data:"):
+        return ImageSource(url, mimetypes.guess_type(urlsplit(url).path)[0], None)
+    head, _, payload = url[len("data:") :].partition(",")
+    media_type, *params = head.split(";")
+    data = payload if "base64" in params else base64.b64encode(unquote_to_bytes(payload)).decode()
+    return ImageSource(url, media_type or None, data)
 
 
 def call_arguments(call: ToolCall) -> dict[str, Any]:

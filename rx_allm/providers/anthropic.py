@@ -40,6 +40,7 @@ from rx_allm.providers._request import (
     base_url,
     call_arguments,
     http_call,
+    image_source,
     resolve_api_key,
     system_text,
     tool_choice_spec,
@@ -213,7 +214,23 @@ def _message(turn: Message | list[Message]) -> dict[str, Any]:
         return {"role": "user", "content": [_tool_result(m) for m in turn]}
     if turn.role == "assistant":
         return {"role": "assistant", "content": _assistant_content(turn)}
-    return {"role": turn.role, "content": turn.content}
+    return {"role": turn.role, "content": _user_content(turn.content)}
+
+
+def _user_content(content: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """Text as is; an ``image_url`` part as an ``image`` block (base64 for a ``data:`` URL, else by URL)."""
+    if isinstance(content, str):
+        return content
+    return [_image_block(part) for part in content]
+
+
+def _image_block(part: dict[str, Any]) -> dict[str, Any]:
+    image = image_source(part)
+    if image is None:
+        return part
+    if image.data is None:
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    return {"type": "image", "source": {"type": "base64", "media_type": image.media_type, "data": image.data}}
 
 
 def _assistant_content(message: Message) -> str | list[dict[str, Any]]:

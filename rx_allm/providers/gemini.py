@@ -45,6 +45,7 @@ from rx_allm.providers._request import (
     base_url,
     call_arguments,
     http_call,
+    image_source,
     resolve_api_key,
     system_text,
     tool_choice_spec,
@@ -255,7 +256,20 @@ def _content(turn: Message | list[Message], names: dict[str, str]) -> dict[str, 
 def _parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}]
-    return [{"text": p.get("text", "")} if p.get("type", "text") == "text" else p for p in content]
+    return [_part(p) for p in content]
+
+
+def _part(part: dict[str, Any]) -> dict[str, Any]:
+    """A content part: text; an ``image_url`` part as ``inlineData`` (a ``data:`` URL) or ``fileData``."""
+    if part.get("type", "text") == "text":
+        return {"text": part.get("text", "")}
+    image = image_source(part)
+    if image is None:
+        return part
+    if image.data is not None:
+        return {"inlineData": {"mimeType": image.media_type, "data": image.data}}
+    file = {"fileUri": image.url} | ({"mimeType": image.media_type} if image.media_type else {})
+    return {"fileData": file}
 
 
 def _function_call(call_id: str, name: str, args: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:

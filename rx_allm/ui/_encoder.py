@@ -8,7 +8,8 @@ protocol subclass turns each hook into its own chunk dicts. The walk decides:
   with another id, on a tool call, on reasoning, or when the message completes; its id is
   ``txt-<step>-<adapter's block id>`` (``txt-<step>-<n>`` when the adapter gives none);
 * reasoning arrives as ``RawChunk(kind="reasoning_delta", data={"id", "delta"})`` and
-  ends at ``RawChunk(kind="reasoning_completed")`` or at the next text or tool call;
+  ends at ``RawChunk(kind="reasoning_completed")`` (whose kept reasoning — signature,
+  redacted data, item id — the closing hook receives) or at the next text or tool call;
 * a step opens on ``message_started`` and closes on ``step_completed`` (chat), on the
   next ``message_started``, or at the end, so tool results land inside their step;
 * usage is the last usage chunk of each step, summed over the steps.
@@ -25,7 +26,7 @@ from pydantic_core import to_jsonable_python
 
 from rx_allm.conversation import sum_usage
 from rx_allm.errors import RxAllmError, StreamError
-from rx_allm.models import Usage
+from rx_allm.models import ToolCall, Usage
 
 Chunk = dict[str, Any]
 
@@ -62,6 +63,10 @@ def result_text(value: Any) -> str:
 
 class FrameEncoder(ABC):
     """Turns rx_allm events into protocol chunks through the hooks a subclass implements."""
+
+    #: The protocol carries a reasoning's provider data: a reasoning end that has some opens an
+    #: empty block for it when its text already closed (or it has none).
+    sends_reasoning_data = False
 
     def __init__(self) -> None:
         self.step = 0
@@ -159,14 +164,18 @@ class FrameEncoder(ABC):
         if event.kind == "usage" and isinstance(event.data, Usage):
             self._step_usage = event.data
             return []
-        if event.kind == "reasoning_completed":
-            return self._close_reasoning()
-        if event.kind != "reasoning_delta" or not isinstance(event.data, dict):
+        if not isinstance(event.data, dict):
             return []
-        delta = str(event.data.get("delta") or "")
+        if event.kind == "reasoning_completed":
+            return self._reasoning_completed(event.data)
+        delta = str(event.data.get("delta") or "") if event.kind == "reasoning_delta" else ""
         if not delta:
             return []
-        block = event.data.get("id")
+        opened, out = self._open_reasoning(event.data.get("id"))
+        return out + self.reasoning_delta(opened, delta)
+
+    def _open_reasoning(self, block: Any) -> tuple[str, list[Chunk]]:
+        """The reasoning block ``block``, opened unless it is open (the text, another one, closes)."""
         out = self._close_text()
         if (
             self._reasoning is not None
@@ -177,7 +186,21 @@ class FrameEncoder(ABC):
         if self._reasoning is None:
             self._reasoning = f"rsn-{self.step}-{block if block is not None else 0}"
             out += self.reasoning_start(self._reasoning)
-        return out + self.reasoning_delta(self._reasoning, delta)
+        return self._reasoning, out
+
+    def _reasoning_completed(self, data: dict[str, Any]) -> list[Chunk]:
+        """Close the reasoning block with what the provider needs back (a block with no text opens here)."""
+        kept = data.get("reasoning")
+        kept = kept if isinstance(kept, dict) else {}
+        out: list[Chunk] = []
+        if (
+            self._reasoning is None
+            and self.sends_reasoning_data
+            and any(k not in ("text", "provider") for k in kept)
+        ):
+            # Redacted thinking, or data that comes after its text closed (a Gemini signature).
+            out = self._open_reasoning(data.get("id"))[1]
+        return out + self._close_reasoning(kept)
 
     def _tool_call_started(self, event: Any) -> list[Chunk]:
         out = self._close_blocks()
@@ -194,13 +217,16 @@ class FrameEncoder(ABC):
 
     def _tool_call_completed(self, event: Any) -> list[Chunk]:
         out = self._tool_call_started(event)
-        raw = event.raw_arguments or json.dumps(event.arguments, separators=(",", ":"))
-        streamed = event.id in self._tools_streamed
-        return out + self.tool_end(event.id, event.name, event.arguments, raw, streamed)
+        call: ToolCall = event.to_call()
+        if not call.raw_arguments:
+            call = call.model_copy(
+                update={"raw_arguments": json.dumps(call.arguments, separators=(",", ":"))}
+            )
+        return out + self.tool_end(call, event.id in self._tools_streamed)
 
     def _message_completed(self, event: Any) -> list[Chunk]:
         self.finish_reason = event.finish_reason
-        return self._close_blocks()
+        return self._close_blocks() + self.message_end(event.message.metadata)
 
     def _tool_execution_completed(self, event: Any) -> list[Chunk]:
         return self.tool_output(event.id, event.name, event.result, bool(getattr(event, "is_error", False)))
@@ -228,9 +254,9 @@ class FrameEncoder(ABC):
         block, self._text = self._text, None
         return self.text_end(block) if block is not None else []
 
-    def _close_reasoning(self) -> list[Chunk]:
+    def _close_reasoning(self, kept: dict[str, Any] | None = None) -> list[Chunk]:
         block, self._reasoning = self._reasoning, None
-        return self.reasoning_end(block) if block is not None else []
+        return self.reasoning_end(block, kept or {}) if block is not None else []
 
     # -- hooks (a protocol implements them) -------------------------------------------
     @abstractmethod
@@ -266,8 +292,14 @@ class FrameEncoder(ABC):
         """A fragment of the open reasoning block."""
 
     @abstractmethod
-    def reasoning_end(self, block: str) -> list[Chunk]:
-        """The reasoning block closes."""
+    def reasoning_end(self, block: str, kept: dict[str, Any]) -> list[Chunk]:
+        """The reasoning block closes; ``kept``: its :class:`~rx_allm.models.Reasoning` as JSON
+        (what the provider needs back: signature, ...), ``{}`` when it closed before its end."""
+
+    @abstractmethod
+    def message_end(self, metadata: dict[str, Any]) -> list[Chunk]:
+        """The model's message of this step is complete; ``metadata``: what the adapter kept on
+        it for the provider (``Message.metadata``: a Responses message item id)."""
 
     @abstractmethod
     def tool_start(self, call_id: str, name: str) -> list[Chunk]:
@@ -278,10 +310,9 @@ class FrameEncoder(ABC):
         """A fragment of a tool call's JSON arguments."""
 
     @abstractmethod
-    def tool_end(
-        self, call_id: str, name: str, arguments: dict[str, Any], raw: str, streamed: bool
-    ) -> list[Chunk]:
-        """A tool call is complete (``streamed``: its arguments arrived as deltas)."""
+    def tool_end(self, call: ToolCall, streamed: bool) -> list[Chunk]:
+        """A tool call is complete (``raw_arguments`` always set; ``streamed``: its arguments
+        arrived as deltas; ``metadata``: its provider data, e.g. a Gemini thought signature)."""
 
     @abstractmethod
     def tool_output(self, call_id: str, name: str, result: Any, is_error: bool) -> list[Chunk]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from reactivex import Observable
 
+from rx_allm.models import ToolCall
 from rx_allm.ui._encoder import Chunk, FrameEncoder, error_reason, error_text, result_text
 from rx_allm.ui.framing import SSE_HEADERS, frames, sse_frames
 
@@ -89,7 +90,7 @@ class AgUiEncoder(FrameEncoder):
     def reasoning_delta(self, block: str, delta: str) -> list[Chunk]:
         return [{"type": "REASONING_MESSAGE_CONTENT", "messageId": self._id(block), "delta": delta}]
 
-    def reasoning_end(self, block: str) -> list[Chunk]:
+    def reasoning_end(self, block: str, kept: dict[str, Any]) -> list[Chunk]:
         message = self._id(block)
         return [
             {"type": "REASONING_MESSAGE_END", "messageId": message},
@@ -105,11 +106,9 @@ class AgUiEncoder(FrameEncoder):
     def tool_delta(self, call_id: str, delta: str) -> list[Chunk]:
         return [{"type": "TOOL_CALL_ARGS", "toolCallId": call_id, "delta": delta}]
 
-    def tool_end(
-        self, call_id: str, name: str, arguments: dict[str, Any], raw: str, streamed: bool
-    ) -> list[Chunk]:
-        args = [] if streamed else self.tool_delta(call_id, raw)
-        return [*args, {"type": "TOOL_CALL_END", "toolCallId": call_id}]
+    def tool_end(self, call: ToolCall, streamed: bool) -> list[Chunk]:
+        args = [] if streamed else self.tool_delta(call.id, call.raw_arguments)
+        return [*args, {"type": "TOOL_CALL_END", "toolCallId": call.id}]
 
     def tool_output(self, call_id: str, name: str, result: Any, is_error: bool) -> list[Chunk]:
         return [
@@ -121,6 +120,9 @@ class AgUiEncoder(FrameEncoder):
                 "role": "tool",
             }
         ]
+
+    def message_end(self, metadata: dict[str, Any]) -> list[Chunk]:
+        return []  # AG-UI messages carry no provider data
 
     def ask_user(self, call_id: str, tool_name: str, question: str) -> list[Chunk]:
         value = {"toolCallId": call_id, "toolName": tool_name, "question": question}

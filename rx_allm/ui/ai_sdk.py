@@ -6,6 +6,12 @@
     tool-input-start/delta/available, tool-output-available (or tool-output-error)
     → finish-step → … → finish {finishReason, messageMetadata.usage}
 
+A reasoning block's ``reasoning-end`` and a tool call's ``tool-input-available`` carry what the
+provider needs back to continue the conversation (a thinking signature, a thought signature,
+a reasoning item) as ``providerMetadata[METADATA_KEY]``, and a step's message metadata goes
+out as a :data:`DATA_PART` part: ``useChat`` keeps them on the message and sends them back,
+and :func:`~rx_allm.ui.messages_from_ai_sdk` restores them.
+
 An upstream error becomes one ``error`` chunk (``errorText`` = ``"<reason>: <message>"``,
 keys redacted); a cancelled stream (``StreamError("cancelled")``) becomes ``abort``.
 :func:`ai_sdk_sse` adds the SSE framing and the closing ``data: [DONE]``; send it with
@@ -18,6 +24,7 @@ from typing import Any
 
 from reactivex import Observable
 
+from rx_allm.models import ToolCall
 from rx_allm.ui._encoder import Chunk, FrameEncoder, error_text, jsonable
 from rx_allm.ui.framing import SSE_DONE, frames, sse_frames
 
@@ -40,6 +47,14 @@ FINISH_REASONS = {
     "other": "other",
 }
 
+#: The ``providerMetadata`` key of what a provider needs back: a reasoning part's
+#: :class:`~rx_allm.models.Reasoning` fields (signature, redacted data, item id, encrypted
+#: content, provider) and a tool part's ``ToolCall.metadata`` (thought signature, item id).
+METADATA_KEY = "rx_allm"
+#: The data part of a step whose message the adapter kept data on (``Message.metadata``: a
+#: Responses message item id, which the reasoning item before it needs back).
+DATA_PART = f"data-{METADATA_KEY}"
+
 #: The delta chunks: their SSE frames reuse one encoded head per block.
 DELTAS = {
     "text-delta": ("id", "delta"),
@@ -50,6 +65,8 @@ DELTAS = {
 
 class AiSdkEncoder(FrameEncoder):
     """Chunks of the AI SDK UI message stream."""
+
+    sends_reasoning_data = True
 
     def __init__(self, message_id: str | None = None, metadata: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -85,8 +102,12 @@ class AiSdkEncoder(FrameEncoder):
     def reasoning_delta(self, block: str, delta: str) -> list[Chunk]:
         return [{"type": "reasoning-delta", "id": block, "delta": delta}]
 
-    def reasoning_end(self, block: str) -> list[Chunk]:
-        return [{"type": "reasoning-end", "id": block}]
+    def reasoning_end(self, block: str, kept: dict[str, Any]) -> list[Chunk]:
+        chunk: Chunk = {"type": "reasoning-end", "id": block}
+        data = {name: value for name, value in kept.items() if name != "text"}
+        if data:
+            chunk["providerMetadata"] = {METADATA_KEY: data}
+        return [chunk]
 
     def tool_start(self, call_id: str, name: str) -> list[Chunk]:
         return [{"type": "tool-input-start", "toolCallId": call_id, "toolName": name}]
@@ -94,15 +115,22 @@ class AiSdkEncoder(FrameEncoder):
     def tool_delta(self, call_id: str, delta: str) -> list[Chunk]:
         return [{"type": "tool-input-delta", "toolCallId": call_id, "inputTextDelta": delta}]
 
-    def tool_end(
-        self, call_id: str, name: str, arguments: dict[str, Any], raw: str, streamed: bool
-    ) -> list[Chunk]:
-        return [{"type": "tool-input-available", "toolCallId": call_id, "toolName": name, "input": arguments}]
+    def tool_end(self, call: ToolCall, streamed: bool) -> list[Chunk]:
+        chunk: Chunk = {"type": "tool-input-available", "toolCallId": call.id, "toolName": call.name}
+        chunk["input"] = call.arguments
+        if call.metadata:
+            chunk["providerMetadata"] = {METADATA_KEY: jsonable(call.metadata)}
+        return [chunk]
 
     def tool_output(self, call_id: str, name: str, result: Any, is_error: bool) -> list[Chunk]:
         if is_error:
             return [{"type": "tool-output-error", "toolCallId": call_id, "errorText": str(result)}]
         return [{"type": "tool-output-available", "toolCallId": call_id, "output": jsonable(result)}]
+
+    def message_end(self, metadata: dict[str, Any]) -> list[Chunk]:
+        if not metadata:
+            return []
+        return [{"type": DATA_PART, "data": jsonable(metadata)}]
 
     def ask_user(self, call_id: str, tool_name: str, question: str) -> list[Chunk]:
         data = {"toolCallId": call_id, "toolName": tool_name, "question": question}

@@ -2,29 +2,46 @@
 
 Per UIMessage (``{id, role, parts}``):
 
-* ``system`` / ``user``: the text parts joined (a user ``file`` part is refused: not supported yet);
+* ``system``: the text parts joined;
+* ``user``: the text parts joined; with ``file`` parts, a list of content parts in order —
+  text parts, and each file as the library's image part (``{"type": "image_url",
+  "image_url": {"url": ...}}``, which every adapter sends in its provider's shape). Only
+  images go (:data:`IMAGE_TYPES`, as a base64 ``data:`` URL or an ``http(s):`` URL); any
+  other file is refused, naming its media type;
 * ``assistant``: split into steps at ``step-start`` parts; each step becomes one assistant
-  message (its text and tool calls), then one tool message per tool part that has an
+  message (its text, tool calls and reasoning), then one tool message per tool part that has an
   output (``output-available``: the output as JSON text; ``output-error``: the error text).
   A tool part whose call never finished streaming (``input-streaming``) is dropped, and so
   is one with no output yet together with its call (a request never carries an
-  unanswered call). Reasoning, source, file and ``data-*`` parts are display-only.
+  unanswered call). A reasoning part goes back into ``Message.reasoning`` when it carries
+  the provider data the stream sent (``providerMetadata[METADATA_KEY]``: a thinking signature,
+  ...), a tool call gets its ``callProviderMetadata[METADATA_KEY]`` back as
+  ``ToolCall.metadata``, and the step's message its :data:`~rx_allm.ui.ai_sdk.DATA_PART`
+  part's data as ``Message.metadata``; other reasoning, source, file and ``data-*`` parts
+  are display-only.
 
 Anything malformed (not JSON, no messages, an unknown role, a part without ``type``, a
-tool part without its ``toolCallId`` or input) raises one :class:`~rx_allm.errors.ValidationError`
-whose message is a single line naming the field.
+tool part without its ``toolCallId`` or input, provider data of the wrong shape) raises one
+:class:`~rx_allm.errors.ValidationError` whose message is a single line naming the field.
 """
 
 from __future__ import annotations
 
+from base64 import b64decode
 from typing import Any
 
-from rx_allm.models import Message, ToolCall, assistant, system, tool_result, user
+import pydantic
+
+from rx_allm.models import Message, Reasoning, ToolCall, system, tool_result, user
 from rx_allm.orchestration import Thread
 from rx_allm.ui._encoder import result_text
+from rx_allm.ui.ai_sdk import DATA_PART, METADATA_KEY
 from rx_allm.ui.request_body import field, items, json_object, refuse
 
 _ANSWERED = ("output-available", "output-error")
+#: The file types a user message may carry: the images OpenAI and Anthropic both take
+#: (Gemini documents no GIF: it answers for that one itself).
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
 def messages_from_ai_sdk(body: dict[str, Any] | str | bytes) -> Thread:
@@ -48,10 +65,13 @@ def _from_ui_message(message: dict[str, Any], path: str) -> list[Message]:
         return _assistant(parts, path)
     if role not in ("system", "user"):
         raise refuse(f"{path}.role", f"unknown role {role!r}")
-    if role == "user" and any(part["type"] == "file" for part in parts):
-        raise refuse(f"{path}.parts", "file parts are not supported")
-    text = _text(parts, path)
-    return [system(text) if role == "system" else user(text)]
+    files = [index for index, part in enumerate(parts) if part["type"] == "file"]
+    if not files:
+        text = _text(parts, path)
+        return [system(text) if role == "system" else user(text)]
+    if role == "system":
+        raise refuse(f"{path}.parts.{files[0]}", "file parts are read in user messages only")
+    return [user(_content_parts(parts, path))]
 
 
 def _text(parts: list[dict[str, Any]], path: str) -> str:
@@ -62,19 +82,59 @@ def _text(parts: list[dict[str, Any]], path: str) -> str:
     return "".join(texts)
 
 
+def _content_parts(parts: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
+    """A user message's text and file parts, in order, as content parts."""
+    content: list[dict[str, Any]] = []
+    for index, part in enumerate(parts):
+        where = f"{path}.parts.{index}"
+        if part["type"] == "text":
+            content.append({"type": "text", "text": field(part, "text", str, where)})
+        elif part["type"] == "file":
+            content.append(_image_part(part, where))
+    return content
+
+
+def _image_part(part: dict[str, Any], where: str) -> dict[str, Any]:
+    """A UI ``file`` part as the library's image part; any file that is not an image is refused."""
+    media_type = field(part, "mediaType", str, where).lower()
+    url = field(part, "url", str, where)
+    if media_type not in IMAGE_TYPES:
+        raise refuse(
+            f"{where}.mediaType",
+            f"cannot send a file of type {media_type} to the model: images only ({', '.join(IMAGE_TYPES)})",
+        )
+    scheme = url.partition(":")[0].lower()
+    if scheme in ("http", "https"):
+        return {"type": "image_url", "image_url": {"url": url}}
+    if scheme != "data":
+        raise refuse(f"{where}.url", f"a {scheme}: URL cannot be sent: data:, http: or https: only")
+    head, _, data = url[len("data:") :].partition(",")
+    try:
+        if "base64" not in head.lower().split(";"):
+            raise ValueError
+        b64decode(data, validate=True)
+    except ValueError:  # binascii.Error included
+        raise refuse(f"{where}.url", "not a base64 data: URL") from None
+    # The part's media type names the image (a data: URL's own may be application/octet-stream).
+    return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{data}"}}
+
+
 def _assistant(parts: list[dict[str, Any]], path: str) -> list[Message]:
     out: list[Message] = []
     text: list[str] = []
     calls: list[ToolCall] = []
+    reasoning: list[Reasoning] = []
+    kept: dict[str, Any] = {}
     results: list[Message] = []
 
     def close_step() -> None:
         if text or calls:
-            out.append(assistant("".join(text), tool_calls=list(calls)))
+            step = {"content": "".join(text), "tool_calls": [*calls], "reasoning": [*reasoning]}
+            out.append(Message.model_validate({"role": "assistant", **step, "metadata": {**kept}}))
             out.extend(results)
-        text.clear()
-        calls.clear()
-        results.clear()
+        for pending in (text, calls, reasoning, results):
+            pending.clear()
+        kept.clear()
 
     for index, part in enumerate(parts):
         where = f"{path}.parts.{index}"
@@ -83,6 +143,10 @@ def _assistant(parts: list[dict[str, Any]], path: str) -> list[Message]:
             close_step()
         elif kind == "text":
             text.append(field(part, "text", str, where))
+        elif kind == "reasoning":
+            reasoning.extend(_reasoning(part, where))
+        elif kind == DATA_PART:
+            kept.update(field(part, "data", dict, where))
         elif kind == "dynamic-tool" or kind.startswith("tool-"):
             answered = _tool_part(part, kind, where)
             if answered is not None:
@@ -90,6 +154,29 @@ def _assistant(parts: list[dict[str, Any]], path: str) -> list[Message]:
                 results.append(answered[1])
     close_step()
     return out
+
+
+def _provider_data(part: dict[str, Any], name: str, where: str) -> dict[str, Any] | None:
+    """``part[name][METADATA_KEY]`` (what our stream sent along), or None when the part has none."""
+    metadata = part.get(name)
+    data = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
+    if data is not None and not isinstance(data, dict):
+        raise refuse(f"{where}.{name}.{METADATA_KEY}", "not a JSON object")
+    return data
+
+
+def _reasoning(part: dict[str, Any], where: str) -> list[Reasoning]:
+    """The reasoning a provider needs back, from a reasoning part that carries its data."""
+    data = _provider_data(part, "providerMetadata", where)
+    if data is None:
+        return []  # display-only
+    text = part.get("text")
+    try:
+        return [Reasoning.model_validate({**data, "text": text if isinstance(text, str) else ""})]
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        at = ".".join(str(p) for p in first["loc"])
+        raise refuse(f"{where}.providerMetadata.{METADATA_KEY}.{at}", first["msg"].lower()) from None
 
 
 def _tool_part(part: dict[str, Any], kind: str, where: str) -> tuple[ToolCall, Message] | None:
@@ -101,7 +188,13 @@ def _tool_part(part: dict[str, Any], kind: str, where: str) -> tuple[ToolCall, M
     if "input" not in part:
         raise refuse(f"{where}.input", "a tool output without its call's input")
     arguments = part["input"] if isinstance(part["input"], dict) else {}
-    call = ToolCall(id=call_id, name=name, arguments=arguments, raw_arguments=result_text(part["input"]))
+    call = ToolCall(
+        id=call_id,
+        name=name,
+        arguments=arguments,
+        raw_arguments=result_text(part["input"]),
+        metadata=_provider_data(part, "callProviderMetadata", where) or {},
+    )
     if state == "output-error":
         content = str(part.get("errorText") or "the tool failed")
     else:

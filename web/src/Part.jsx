@@ -4,6 +4,7 @@ export function Part({ part }) {
     return <p className="text">{part.text}</p>;
   }
   if (part.type === "reasoning") {
+    if (!part.text) return null; // a part that only carries what the provider needs back
     return (
       <details className="reasoning">
         <summary>{part.state === "streaming" ? "Thinking…" : "Reasoning"}</summary>
