@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from aiohttp import web
 
-from rx_allm.errors import RxAllmError, StreamError, ValidationError
+from rx_allm._sse_response import SSE_HEADERS, error_payload, write_until_end
+from rx_allm.errors import ValidationError
 from rx_allm.events import Event
 from rx_allm.iterate import iterate
 from rx_allm.relay.entry import RelayEntry
 from rx_allm.relay.protocol import Relay
 
-#: Response headers of an event stream (``X-Accel-Buffering`` keeps nginx from buffering it).
-SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 DONE = b'data: {"type":"done"}\n\n'
 
 
@@ -54,9 +52,7 @@ def closing_frame(error: Exception | None) -> bytes:
     """``done``, or ``error`` with the typed error's data form (untyped errors are wrapped)."""
     if error is None:
         return DONE
-    if not isinstance(error, RxAllmError):
-        error = StreamError("unknown", f"relay stream failed: {type(error).__name__}")
-    payload = {"type": "error", "error": error.to_dict()}
+    payload = error_payload(error, "relay stream failed: {type}")
     return f"data: {json.dumps(payload, separators=(',', ':'), default=str)}\n\n".encode()
 
 
@@ -83,20 +79,7 @@ async def stream_relay(
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     async with iterate(entries) as stream:
-        closing = await _write_entries(response, stream, encode)
+        closing = await write_until_end(response, stream, lambda entry: entry_frames(entry, encode))
         await response.write(closing_frame(closing))
     await response.write_eof()
     return response
-
-
-async def _write_entries(
-    response: web.StreamResponse, stream: Any, encode: Callable[[Event], Sequence[str]]
-) -> Exception | None:
-    while True:
-        try:
-            entry = await anext(stream)
-        except StopAsyncIteration:
-            return None
-        except Exception as error:
-            return error
-        await response.write(entry_frames(entry, encode))

@@ -24,9 +24,10 @@ from typing import Any
 
 from reactivex import Observable
 
+from rx_allm._sse_response import SSE_HEADERS
 from rx_allm.models import ToolCall
 from rx_allm.ui._encoder import Chunk, FrameEncoder, error_reason, error_text, result_text
-from rx_allm.ui.framing import SSE_HEADERS, frames, sse_frames
+from rx_allm.ui.framing import frames, sse_frames
 
 #: Response headers of an AG-UI event stream.
 AG_UI_HEADERS = SSE_HEADERS

@@ -22,9 +22,6 @@ from rx_allm.ui._encoder import Chunk, FrameEncoder
 
 T = TypeVar("T")
 
-#: Response headers of an event stream (``X-Accel-Buffering`` keeps nginx from buffering it).
-SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
 #: The closing line of an AI SDK UI message stream.
 SSE_DONE = b"data: [DONE]\n\n"
 

@@ -18,6 +18,7 @@ disposes the subscription and so cancels the provider request.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -25,10 +26,10 @@ from typing import Any
 from aiohttp import web
 from reactivex import Observable
 
-from rx_allm.errors import RxAllmError, StreamError
+from rx_allm import _sse_response
+from rx_allm._sse_response import SSE_HEADERS, write_until_end
 from rx_allm.events import Event
 from rx_allm.iterate import iterate
-from rx_allm.ui.framing import SSE_HEADERS
 
 
 def frame(data: str, event_id: int | None = None) -> bytes:
@@ -39,9 +40,7 @@ def frame(data: str, event_id: int | None = None) -> bytes:
 
 def error_payload(error: Exception) -> dict[str, Any]:
     """The closing ``error`` frame's payload: the typed error's data form (untyped ones are wrapped)."""
-    if not isinstance(error, RxAllmError):
-        error = StreamError("unknown", f"stream failed: {type(error).__name__}: {error}")
-    return {"type": "error", "error": error.to_dict()}
+    return _sse_response.error_payload(error, "stream failed: {type}: {error}")
 
 
 def dumps(payload: dict[str, Any]) -> str:
@@ -66,19 +65,14 @@ async def push_events(
     await response.prepare(request)
     for payload in preamble:
         await response.write(frame(dumps(payload)))
-    event_id = first_id
+    ids = itertools.count(first_id)
+
+    def numbered(event: Event) -> bytes:
+        return frame(event.model_dump_json(), next(ids))
+
     async with iterate(events) as stream:
-        while True:
-            try:
-                event = await anext(stream)
-            except StopAsyncIteration:
-                closing: dict[str, Any] = {"type": "done"}
-                break
-            except Exception as error:  # the stream's terminal on_error
-                closing = error_payload(error)
-                break
-            await response.write(frame(event.model_dump_json(), event_id))
-            event_id += 1
+        error = await write_until_end(response, stream, numbered)
+    closing = {"type": "done"} if error is None else error_payload(error)
     await response.write(frame(dumps(closing)))
     await response.write_eof()
     return response
