@@ -3,12 +3,14 @@
 The page is the committed build (``rx_allm/ui/static``) of ``web/src``: React with
 ``useChat`` from ``@ai-sdk/react`` on its default transport. The provider emulator plays
 the model (the same scripted answers ``rx-allm serve`` uses without an API key) and
-records what the page's actions did upstream. The screenshots in ``docs/images`` are
-written by this test.
+records what the page's actions did upstream. The screenshots the docs show are taken by
+this test: into its temporary directory, or into ``docs/images`` when the environment has
+``RX_ALLM_UPDATE_SCREENSHOTS=1``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,17 @@ from rx_allm.orchestration.demo_tools import DEMO_TOOLS
 from rx_allm.testing import ProviderEmulator
 from rx_allm.ui.server import start, url_of
 
-IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+#: ``1`` writes the screenshots into ``docs/images``; otherwise a run leaves the working tree as it was.
+UPDATE_SCREENSHOTS = "RX_ALLM_UPDATE_SCREENSHOTS"
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    """Where the screenshots go: ``docs/images`` if asked for, else the test's temporary directory."""
+    folder = DOCS_IMAGES if os.environ.get(UPDATE_SCREENSHOTS) == "1" else tmp_path / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest_asyncio.fixture
@@ -49,13 +61,19 @@ async def ask(page: Any, text: str) -> None:
     await page.click("#send")
 
 
+async def screenshot(page: Any, path: Path) -> None:
+    """A full-page screenshot of ``page`` into ``path``, checked to be written as a PNG."""
+    await page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
 async def assistant_text(page: Any, index: int) -> str:
     return str(await page.locator("article.assistant").nth(index).locator(".text").all_inner_texts())
 
 
 @pytest.mark.asyncio
 async def test_send_tokens_tool_call_and_a_second_turn(
-    served: tuple[ProviderEmulator, str], browser: Any
+    served: tuple[ProviderEmulator, str], browser: Any, images: Path
 ) -> None:
     emulator, url = served
     page = await browser.new_page()
@@ -76,8 +94,7 @@ async def test_send_tokens_tool_call_and_a_second_turn(
     assert "The tool answered 42." in await assistant_text(page, 0)
     assert emulator.requests[0].json["messages"][-1] == {"role": "user", "content": "What is 6 * 7?"}
     assert emulator.requests[1].json["messages"][-1]["role"] == "tool"
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(IMAGES / "chat-tool-call.png"), full_page=True)
+    await screenshot(page, images / "chat-tool-call.png")
 
     await ask(page, "hello again")
     await page.locator("article.assistant").nth(1).locator(".text").wait_for()
@@ -92,7 +109,7 @@ async def test_send_tokens_tool_call_and_a_second_turn(
 
 @pytest.mark.asyncio
 async def test_refresh_resumes_a_second_tab_follows_and_stop_cancels_upstream(
-    served: tuple[ProviderEmulator, str], browser: Any
+    served: tuple[ProviderEmulator, str], browser: Any, images: Path
 ) -> None:
     emulator, url = served
     page = await browser.new_page()
@@ -120,7 +137,7 @@ async def test_refresh_resumes_a_second_tab_follows_and_stop_cancels_upstream(
         "(document.querySelector('article.assistant .text') || {}).textContent?.includes('token12')"
     )
     assert emulator.posts() == 1  # the second tab follows the same generation
-    await follower.screenshot(path=str(IMAGES / "chat-second-tab.png"), full_page=True)
+    await screenshot(follower, images / "chat-second-tab.png")
     await follower.close()
     assert emulator.disconnects == []
 
@@ -140,7 +157,7 @@ async def test_refresh_resumes_a_second_tab_follows_and_stop_cancels_upstream(
 
 
 @pytest.mark.asyncio
-async def test_reasoning_shows_collapsed_and_opens(browser: Any) -> None:
+async def test_reasoning_shows_collapsed_and_opens(browser: Any, images: Path) -> None:
     script = [
         ("raw_chunk", "reasoning_delta", {"id": "r1", "delta": "The user wants a product. "}),
         ("raw_chunk", "reasoning_delta", {"id": "r1", "delta": "6 times 7 is 42."}),
@@ -161,6 +178,6 @@ async def test_reasoning_shows_collapsed_and_opens(browser: Any) -> None:
         assert await reasoning.locator("p").text_content() == "The user wants a product. 6 times 7 is 42."
         assert await page.text_content("article.assistant .by") == "fake"  # the Fake has no model
         assert "It is 42." in await assistant_text(page, 0)
-        await page.screenshot(path=str(IMAGES / "chat-reasoning.png"), full_page=True)
+        await screenshot(page, images / "chat-reasoning.png")
     finally:
         await runner.cleanup()
