@@ -254,7 +254,11 @@ def submitted_outcome(call: ToolCall, value: Any) -> ToolOutcome:
 
 def encode(result: Any) -> str:
     """The tool message content: a string as it is, anything else as JSON text."""
-    return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+    return result if isinstance(result, str) else _JSON.encode(result)
+
+
+#: ``json.dumps(..., ensure_ascii=False)`` builds an encoder per call; this one is built once.
+_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 def _jsonable(call: ToolCall, value: Any) -> Any:

@@ -51,9 +51,9 @@ from rx_allm.orchestration.tools import Toolbox, ToolLike
 from rx_allm.runner import OnEvent, event_filter
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChatPlan:
-    """Everything a subscription needs, checked before any I/O."""
+    """Everything a subscription needs, checked before any I/O (shared by every subscription, never changed)."""
 
     requests: StepRequests
     thread: Thread
@@ -362,11 +362,12 @@ def halt_reason(step: StepResult, options: ChatOptions, turns: int) -> str | Non
     for outcome in outcomes:
         if outcome.kind == "halt":
             return outcome.reason
-    if any(o.kind == "ask_user" for o in outcomes):
+    kinds = {o.kind for o in outcomes}
+    if "ask_user" in kinds:
         return "ask_user"
-    if any(_halts_on_error(o, options) for o in outcomes if o.is_error):
+    if "error" in kinds and any(_halts_on_error(o, options) for o in outcomes if o.is_error):
         return "tool_error"
-    if any(o.kind == "pending" for o in outcomes):
+    if "pending" in kinds:
         return "manual_tool_calls"
     if not step.tool_calls:
         return "completed"

@@ -26,9 +26,9 @@ from rx_allm.preflight import check_model, check_names, message_problems, prepar
 from rx_allm.runner import OnEvent, open_stream
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StepRequests:
-    """The resolved first request of a chat and how each step's generation is opened."""
+    """The resolved first request of a chat and how each step's generation is opened (never changed)."""
 
     engine: Engine
     adapter: Any
