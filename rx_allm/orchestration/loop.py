@@ -53,7 +53,7 @@ from rx_allm.runner import OnEvent, event_filter
 
 @dataclass(slots=True)
 class ChatPlan:
-    """Everything a subscription needs, checked before any I/O (shared by every subscription, never changed)."""
+    """Everything a subscription needs, checked before any I/O (shared by subscriptions, never changed)."""
 
     requests: StepRequests
     thread: Thread
