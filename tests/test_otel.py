@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import rx_allm as allm
-from rx_allm.testing.emulator import ProviderEmulator, Reply
+from rx_allm.testing.emulator import ProviderEmulator, Reply, ToolCallSpec
 from rx_allm.testing.recording import record
 
 KEY = "sk-test-otel-secret-0123456789abcdef"
@@ -57,6 +59,18 @@ class Telemetry:
 def telemetry() -> Iterator[Telemetry]:
     yield Telemetry()
     allm.otel.uninstrument()
+
+
+def children_of(parent: ReadableSpan, spans: list[ReadableSpan]) -> bool:
+    """True when every span in ``spans`` is a direct child of ``parent`` (same trace)."""
+    assert parent.context is not None and spans
+    return all(
+        s.parent is not None
+        and s.parent.span_id == parent.context.span_id
+        and s.context is not None
+        and s.context.trace_id == parent.context.trace_id
+        for s in spans
+    )
 
 
 def engine_for(emulator: ProviderEmulator, provider: str) -> allm.Engine:
@@ -251,10 +265,9 @@ def test_traced_chat_records_a_chat_span_with_a_span_per_step(telemetry: Telemet
     assert last.type == "chat_completed"
 
     spans = {span.name: span for span in telemetry.spans()}
-    assert sorted(spans) == ["invoke_agent adder", "step 0", "step 1"]
+    assert sorted(spans) == ["execute_tool add", "invoke_agent adder", "step 0", "step 1"]
     chat, first, second = spans["invoke_agent adder"], spans["step 0"], spans["step 1"]
-    assert first.parent is not None and first.parent.span_id == chat.context.span_id
-    assert second.parent is not None and second.parent.span_id == chat.context.span_id
+    assert children_of(chat, [first, second, spans["execute_tool add"]])
     assert dict(first.attributes or {})["rx_allm.step.tool_calls"] == ("add",)
     assert dict(first.attributes or {})["gen_ai.response.finish_reasons"] == ("tool_calls",)
     assert dict(second.attributes or {})["gen_ai.usage.input_tokens"] == 20
@@ -291,10 +304,188 @@ def test_instrument_traces_chats_too(telemetry: Telemetry) -> None:
     result = allm.chat_sync(engine, "2 + 3?", tools=[add])
     assert result.output_text == "5"
     names = sorted(span.name for span in telemetry.spans())
-    assert names == ["chat scripted", "chat scripted", "invoke_agent", "step 0", "step 1"]
+    assert names == ["chat scripted", "chat scripted", "execute_tool add", "invoke_agent", "step 0", "step 1"]
     (agent,) = [s for s in telemetry.spans() if s.name == "invoke_agent"]
+    assert children_of(agent, [s for s in telemetry.spans() if s is not agent])
     assert dict(agent.attributes or {})["gen_ai.provider.name"] == "fake"
     assert dict(agent.attributes or {})["gen_ai.request.model"] == "scripted"
     allm.otel.uninstrument()
     allm.chat_sync(allm.Engine(adapter="fake", adapter_opts={"scripts": scripts}), "2 + 3?", tools=[add])
-    assert len(telemetry.spans()) == 5  # nothing more once uninstrumented
+    assert len(telemetry.spans()) == 6  # nothing more once uninstrumented
+
+
+def named(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:
+    return [span for span in spans if span.name == name]
+
+
+def tool_reply(*calls: tuple[str, dict[str, Any]]) -> Reply:
+    specs = [ToolCallSpec(name, args, id=f"call_{i}") for i, (name, args) in enumerate(calls)]
+    return Reply(text="", tool_calls=specs, finish="tool_calls")
+
+
+@pytest.mark.asyncio
+async def test_a_tool_run_span_covers_the_run_and_model_spans_sit_under_the_chat(
+    emulator: ProviderEmulator, telemetry: Telemetry
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    ran: dict[str, int] = {}
+
+    @allm.tool
+    async def forecast(city: str) -> str:
+        """Tomorrow's weather in a city."""
+        ran["start"] = time.time_ns()
+        started.set()
+        await release.wait()
+        ran["end"] = time.time_ns()
+        return f"rainy in {city}"
+
+    emulator.enqueue(tool_reply(("forecast", {"city": "Paris"})), Reply(text="Rainy."))
+    allm.otel.instrument(**telemetry.providers)
+    engine = engine_for(emulator, "openai")
+    chat = asyncio.create_task(allm.chat(engine, "Weather in Paris?", tools=[forecast]))
+    await started.wait()
+    assert named(telemetry.spans(), "execute_tool forecast") == []  # still running: not ended early
+    release.set()
+    result = await chat
+    assert result.output_text == "Rainy."
+
+    spans = telemetry.spans()
+    (agent,) = named(spans, "invoke_agent")
+    (tool,) = named(spans, "execute_tool forecast")
+    models = named(spans, f"chat {engine.model}")
+    assert len(models) == 2 and children_of(agent, [*models, tool])
+    assert tool.start_time is not None and tool.end_time is not None
+    assert tool.start_time <= ran["start"] and ran["end"] <= tool.end_time
+    assert models[0].end_time is not None and models[0].end_time <= tool.start_time
+    assert models[1].start_time is not None and tool.end_time <= models[1].start_time
+    assert tool.kind is SpanKind.INTERNAL and tool.status.status_code is StatusCode.UNSET
+    attrs = dict(tool.attributes or {})
+    assert attrs == {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "forecast",
+        "gen_ai.tool.call.id": "call_0",
+        "gen_ai.tool.type": "function",
+        "gen_ai.tool.description": "Tomorrow's weather in a city.",
+        "rx_allm.tool.outcome": "result",
+    }  # no arguments or result without capture_content
+
+
+def test_error_outcomes_give_error_spans_with_their_reason(telemetry: Telemetry) -> None:
+    @allm.tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    @allm.tool
+    def explode() -> str:
+        """Always fails."""
+        raise RuntimeError("the tool broke")
+
+    @allm.tool(timeout=0.05)
+    async def stuck() -> str:
+        """Never finishes."""
+        await asyncio.Event().wait()
+        return "never"
+
+    calls = [
+        ("nope", {}),
+        ("add", {"a": "two", "b": 3}),
+        ("explode", {}),
+        ("stuck", {}),
+        ("add", {"a": 1, "b": 2}),
+    ]
+    step = [("tool_call", {"id": f"c{i}", "name": n, "arguments": a}) for i, (n, a) in enumerate(calls)]
+    scripts = [[*step, ("finish", "tool_calls")], [("text", "done"), ("finish", "stop")]]
+    engine = allm.Engine(adapter="fake", adapter_opts={"scripts": scripts}, model="scripted")
+    allm.otel.instrument(**telemetry.providers)
+    result = allm.chat_sync(engine, "go", tools=[add, explode, stuck])
+    assert result.halted_reason == "completed"
+
+    tools = {
+        dict(s.attributes or {})["gen_ai.tool.call.id"]: s
+        for s in telemetry.spans()
+        if s.name.startswith("execute_tool")
+    }
+    reasons = {call_id: dict(s.attributes or {}).get("error.type") for call_id, s in tools.items()}
+    assert reasons == {
+        "c0": "unknown_tool",
+        "c1": "invalid_arguments",
+        "c2": "tool_exception",
+        "c3": "tool_timeout",
+        "c4": None,
+    }
+    for call_id, span in tools.items():
+        expected = StatusCode.UNSET if call_id == "c4" else StatusCode.ERROR
+        assert span.status.status_code is expected
+        assert span.status.description is None  # an error's message is content: opt-in only
+    assert tools["c3"].end_time is not None and tools["c3"].start_time is not None
+    assert tools["c3"].end_time - tools["c3"].start_time >= 40_000_000  # ended by the timeout
+
+
+@pytest.mark.asyncio
+async def test_tool_content_only_on_opt_in_and_no_key_anywhere(
+    emulator: ProviderEmulator, telemetry: Telemetry
+) -> None:
+    @allm.tool
+    def forecast(city: str) -> dict[str, str]:
+        """Tomorrow's weather in a city."""
+        return {"city": city, "sky": "rain"}
+
+    @allm.tool
+    def leak() -> str:
+        """Fails with the key in its message."""
+        raise RuntimeError(f"auth failed for {KEY}")
+
+    emulator.enqueue(tool_reply(("forecast", {"city": "Paris"}), ("leak", {})), Reply(status=401))
+    allm.otel.instrument(capture_content=True, **telemetry.providers)
+    result = await allm.chat(engine_for(emulator, "anthropic"), "Weather?", tools=[forecast, leak])
+    assert result.error is not None and result.error.reason == "authentication_failed"  # echoes the key
+
+    spans = telemetry.spans()
+    (ok,) = named(spans, "execute_tool forecast")
+    (failed,) = named(spans, "execute_tool leak")
+    attrs = dict(ok.attributes or {})
+    assert json.loads(str(attrs["gen_ai.tool.call.arguments"])) == {"city": "Paris"}
+    assert json.loads(str(attrs["gen_ai.tool.call.result"])) == {"city": "Paris", "sky": "rain"}
+    assert "gen_ai.tool.call.result" not in (failed.attributes or {})
+    assert failed.status.description is not None and "auth failed for" in failed.status.description
+    everything = repr([(s.name, s.attributes, s.status.description, s.events) for s in spans])
+    assert KEY not in everything and KEY[:16] not in everything
+    assert named(spans, "invoke_agent")[0].status.status_code is StatusCode.ERROR
+
+
+@pytest.mark.asyncio
+async def test_disposing_a_chat_ends_its_running_tool_span_as_cancelled(telemetry: Telemetry) -> None:
+    started = asyncio.Event()
+    cancelled: list[bool] = []
+
+    @allm.tool
+    async def wait_forever() -> str:
+        """Waits until cancelled."""
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return "never"
+
+    scripts = [
+        [("tool_call", {"id": "c1", "name": "wait_forever", "arguments": {}}), ("finish", "tool_calls")]
+    ]
+    engine = allm.Engine(adapter="fake", adapter_opts={"scripts": scripts}, model="scripted")
+    traced = allm.otel.traced_chat(tracer_provider=telemetry.tracer_provider)
+    subscription = allm.stream_chat(engine, "go", tools=[wait_forever]).pipe(traced).subscribe()
+    await started.wait()
+    assert named(telemetry.spans(), "execute_tool wait_forever") == []
+    subscription.dispose()
+
+    spans = telemetry.spans()
+    (tool,) = named(spans, "execute_tool wait_forever")
+    (agent,) = named(spans, "invoke_agent")
+    assert dict(tool.attributes or {})["error.type"] == "cancelled"
+    assert dict(agent.attributes or {})["error.type"] == "cancelled"
+    assert children_of(agent, [tool])
+    await asyncio.sleep(0)  # the cancellation reaches the task on the loop's next turn
+    await asyncio.sleep(0)
+    assert cancelled == [True]

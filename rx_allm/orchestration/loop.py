@@ -7,14 +7,16 @@ message has tool calls, the tools run concurrently, each call's three orchestrat
 events are emitted together as it completes, the results enter the thread in the model's
 call order, one ``step_completed`` follows, and either the next step starts or the chat
 halts with one ``chat_completed``. Disposal at any moment disposes the step in flight
-(which cancels its HTTP request) and cancels running tools; nothing further is sent.
+(which cancels its HTTP request) and cancels running tools; nothing further is sent. A
+traced chat (:meth:`ChatObservable.traced`) also reports each step's subscription and each
+tool run's start and outcome to its :class:`ChatTrace`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from reactivex import Observable, abc
 from reactivex.scheduler import VirtualTimeScheduler
@@ -35,7 +37,7 @@ from rx_allm.events import (
     ToolHalt,
     ToolResultEncoded,
 )
-from rx_allm.models import Message, Response
+from rx_allm.models import Message, Response, ToolCall
 from rx_allm.orchestration.execute import (
     Finished,
     LoopRunner,
@@ -47,7 +49,7 @@ from rx_allm.orchestration.execute import (
 )
 from rx_allm.orchestration.options import ChatOptions, callback_error, chat_options
 from rx_allm.orchestration.steps import StepRequests
-from rx_allm.orchestration.tools import Toolbox, ToolLike
+from rx_allm.orchestration.tools import FunctionTool, Toolbox, ToolLike
 from rx_allm.runner import OnEvent, event_filter
 
 
@@ -66,6 +68,16 @@ class ChatPlan:
 ChatHook = Callable[[Observable[Event], Engine, dict[str, Any]], Observable[Event]]
 #: Wraps each chat Observable when set (by :func:`rx_allm.otel.instrument`); None costs nothing.
 chat_hook: ChatHook | None = None
+
+
+class ChatTrace(Protocol):
+    """What a traced subscription reports to (see :meth:`ChatObservable.traced`)."""
+
+    def subscribing(self) -> Callable[[], None]:
+        """Called before a step's request is subscribed; the function it returns, right after."""
+
+    def tool_started(self, call: ToolCall, tool: FunctionTool | None) -> Callable[[ToolOutcome], None]:
+        """Called as a tool run starts (or fails its checks); the function it returns gets the outcome."""
 
 
 def stream_chat(
@@ -111,15 +123,20 @@ def stream_chat(
 class ChatObservable(Observable[Event]):
     """The cold Observable of a chat: each subscription runs its own :class:`ChatRun`."""
 
-    def __init__(self, plan: ChatPlan, first_step: Observable[Event]) -> None:
+    def __init__(self, plan: ChatPlan, first_step: Observable[Event], trace: ChatTrace | None = None) -> None:
         super().__init__()
         self._plan = plan
         self._first_step = first_step
+        self._trace = trace
+
+    def traced(self, trace: ChatTrace) -> ChatObservable:
+        """This chat with its subscriptions reporting their step requests and tool runs to ``trace``."""
+        return ChatObservable(self._plan, self._first_step, trace)
 
     def _subscribe_core(
         self, observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        run = ChatRun(self._plan, self._first_step, observer, scheduler)
+        run = ChatRun(self._plan, self._first_step, observer, scheduler, self._trace)
         run.begin_step()
         return run
 
@@ -140,8 +157,10 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
         first_step: Observable[Event],
         observer: abc.ObserverBase[Event],
         scheduler: abc.SchedulerBase | None,
+        trace: ChatTrace | None = None,
     ) -> None:
         self.plan = plan
+        self.trace = trace
         self.first_step = first_step
         self.observer = observer
         self.scheduler = scheduler
@@ -175,7 +194,14 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
             return
         self.collector = collector = StreamCollector(requests.request_id(number))
         self.in_flight = True
-        subscription = subscribe_now(source, self.on_next, self.on_error, self.on_completed, self.scheduler)
+        after = None if self.trace is None else self.trace.subscribing()
+        try:
+            subscription = subscribe_now(
+                source, self.on_next, self.on_error, self.on_completed, self.scheduler
+            )
+        finally:
+            if after is not None:
+                after()
         if self.ended:
             subscription.dispose()
         elif self.in_flight and self.collector is collector:
@@ -223,16 +249,19 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
             checked = check_call(call, self.plan.toolbox)
             if isinstance(checked, ToolOutcome):
                 outcome = checked
+                if self.trace is not None and outcome.is_error:
+                    self.trace.tool_started(call, None)(outcome)  # decided without a run: an instant
                 self.runner.defer(lambda i=index, o=outcome: self._record(i, o))  # type: ignore[misc]
                 continue
             tool, kwargs = checked
             timeout = tool.timeout if tool.timeout is not None else self.plan.options.tool_timeout
-            self.cancels.append(self.runner.start(ToolRun(tool, kwargs, timeout, self._finisher(index))))
+            end = None if self.trace is None else self.trace.tool_started(call, tool)
+            self.cancels.append(self.runner.start(ToolRun(tool, kwargs, timeout, self._finisher(index, end))))
         if not self.waiting:
             self.runner.defer(self._complete_step)
 
     # -- tools ------------------------------------------------------------------------------
-    def _finisher(self, index: int) -> Callable[[Finished], None]:
+    def _finisher(self, index: int, end: Callable[[ToolOutcome], None] | None) -> Callable[[Finished], None]:
         def done(finished: Finished) -> None:
             if self.ended:
                 return
@@ -242,6 +271,8 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
             except ValidationError as exc:
                 self.fail(exc)
                 return
+            if end is not None:
+                end(outcome)
             self._record(index, outcome)
 
         return done
@@ -398,4 +429,4 @@ def _halts_on_error(outcome: ToolOutcome, options: ChatOptions) -> bool:
     return verdict == "halt"
 
 
-__all__ = ["ChatPlan", "ChatRun", "halt_reason", "stream_chat", "tool_events"]
+__all__ = ["ChatPlan", "ChatRun", "ChatTrace", "halt_reason", "stream_chat", "tool_events"]

@@ -14,14 +14,16 @@ semantic-convention attributes (``gen_ai.operation.name``, ``gen_ai.provider.nam
 histograms: ``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``,
 ``gen_ai.client.operation.time_to_first_chunk`` and
 ``gen_ai.client.operation.time_per_output_chunk``. Prompts and completions are recorded
-only with ``capture_content=True``; keys never are. Without ``opentelemetry-api``
+only with ``capture_content=True``; keys never are. A chat is one INTERNAL
+``invoke_agent`` span with its model requests, ``step {n}`` spans and one
+``execute_tool {tool}`` span per tool run under it. Without ``opentelemetry-api``
 installed this module still imports; only calling these functions needs it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
@@ -83,19 +85,22 @@ def traced_chat(
     name: str | None = None,
     provider: str | None = None,
     model: str | None = None,
+    capture_content: bool = False,
     tracer_provider: Any = None,
 ) -> Callable[[Observable[Event]], Observable[Event]]:
-    """An operator recording a ``stream_chat``: an ``invoke_agent`` span and a child span per step.
+    """An operator recording a ``stream_chat``: an ``invoke_agent`` span and child spans.
 
-    Each ``step {n}`` span runs from the end of the step before (or the subscription)
-    to the step's ``step_completed`` and carries its finish reason, usage and the
-    names of the tools it called; the chat span gets ``rx_allm.chat.halted_reason``,
-    the step count and the summed usage. ``name`` becomes ``gen_ai.agent.name``.
-    The model requests themselves are recorded by :func:`instrument`.
+    Each ``step {n}`` span runs from the step's first event to its ``step_completed`` and
+    carries its finish reason, usage and the names of the tools it called; the chat span
+    gets ``rx_allm.chat.halted_reason``, the step count and the summed usage. ``name``
+    becomes ``gen_ai.agent.name``. Applied directly to ``stream_chat``'s Observable, each
+    tool run gets an ``execute_tool {tool}`` span from its start to its outcome (arguments
+    and result only with ``capture_content``), and the model requests, which
+    :func:`instrument` records, are children of the chat span.
     """
     tracer = _telemetry(tracer_provider, None).tracer
     attributes = chat_attributes(name, provider, model)
-    return lambda source: _traced(source, lambda: ChatRecording(tracer, attributes))
+    return lambda source: _traced_chat(source, lambda: ChatRecording(tracer, attributes, capture_content))
 
 
 class _Recorder(Protocol):
@@ -104,7 +109,25 @@ class _Recorder(Protocol):
     def end(self, error: BaseException | None = None, error_type: str | None = None) -> None: ...
 
 
-def _traced(source: Observable[Event], start: Callable[[], _Recorder]) -> Observable[Event]:
+_R = TypeVar("_R", bound=_Recorder)
+
+
+def _traced_chat(source: Observable[Event], start: Callable[[], ChatRecording]) -> Observable[Event]:
+    """``_traced`` for a chat: a ``stream_chat`` Observable also reports its steps and tool runs."""
+    from rx_allm.orchestration.loop import ChatObservable
+
+    if not isinstance(source, ChatObservable):
+        return _traced(source, start)
+    return _traced(source, start, source.traced)
+
+
+def _traced(
+    source: Observable[Event],
+    start: Callable[[], _R],
+    bind: Callable[[_R], Observable[Event]] | None = None,
+) -> Observable[Event]:
+    """Record each subscription with a fresh recorder; ``bind`` gives the source bound to it."""
+
     def subscribe(
         observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
@@ -122,7 +145,8 @@ def _traced(source: Observable[Event], start: Callable[[], _Recorder]) -> Observ
             recording.end()
             observer.on_completed()
 
-        upstream = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+        bound = source if bind is None else bind(recording)
+        upstream = bound.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
         return CompositeDisposable(upstream, Disposable(lambda: recording.end(error_type="cancelled")))
 
     return Observable(subscribe)
@@ -135,7 +159,8 @@ def instrument(
 
     A model request gets the span and metrics of :func:`traced` (provider, model, request
     and server address from the call), wrapped around the adapter's stream before the
-    runner's filters, so it sees every chunk. A chat gets the spans of :func:`traced_chat`.
+    runner's filters, so it sees every chunk. A chat gets the spans of :func:`traced_chat`
+    (with ``capture_content`` too): its model requests are children of its span.
     """
     from rx_allm.orchestration import loop as chat_loop
 
@@ -157,7 +182,7 @@ def instrument(
     def chat_hook(source: Observable[Event], engine: Engine, options: dict[str, Any]) -> Observable[Event]:
         provider = getattr(engine.resolve_adapter(), "name", None)
         attributes = chat_attributes(None, provider, options.get("model") or engine.model)
-        return _traced(source, lambda: ChatRecording(telemetry.tracer, attributes))
+        return _traced_chat(source, lambda: ChatRecording(telemetry.tracer, attributes, capture_content))
 
     runner.stream_hook = hook
     chat_loop.chat_hook = chat_hook

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rx_allm._redact import redact
@@ -10,26 +11,34 @@ from rx_allm.errors import RxAllmError
 from rx_allm.events import ChatCompleted, Event, StepCompleted
 from rx_allm.models import Response
 from rx_allm.otel._recording import PROVIDER_NAMES, usage_attributes
+from rx_allm.otel._tools import ToolSpans
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.trace import Span, Tracer
 
+    from rx_allm.conversation import ToolOutcome
+    from rx_allm.models import ToolCall
+    from rx_allm.orchestration.tools import FunctionTool
+
 
 class ChatRecording:
     """One chat subscription: an ``invoke_agent`` span, and a ``step {n}`` span per step under it.
 
-    A step span runs from the end of the previous step (or the subscription) to the
-    step's ``step_completed``, so it covers the model request and the tools it ran.
+    A step span runs from the step's first event to its ``step_completed``, so it covers
+    the model's answer and the tools it ran. Bound to the chat (as its
+    :class:`~rx_allm.orchestration.loop.ChatTrace`), it also makes the chat span the parent
+    of each step's model request and gives each tool run an ``execute_tool`` span.
     """
 
-    def __init__(self, tracer: Tracer, attributes: dict[str, Any]) -> None:
+    def __init__(self, tracer: Tracer, attributes: dict[str, Any], capture_content: bool = False) -> None:
         from opentelemetry import trace
 
         self.tracer = tracer
         name = f"invoke_agent {attributes.get('gen_ai.agent.name', '')}".strip()
         self.span: Span = tracer.start_span(name, kind=trace.SpanKind.INTERNAL, attributes=attributes)
         self.context: Context = trace.set_span_in_context(self.span)
+        self.tools = ToolSpans(tracer, self.context, capture_content)
         self.lock = threading.Lock()
         self.step: Span | None = None
         self.steps = 0
@@ -50,8 +59,19 @@ class ChatRecording:
             )
             self.span.set_attributes(usage_attributes(result.usage))
 
+    def subscribing(self) -> Callable[[], None]:
+        """Make the chat span current while a step's request subscribes (its span's parent)."""
+        from opentelemetry import context
+
+        token = context.attach(self.context)
+        return lambda: context.detach(token)
+
+    def tool_started(self, call: ToolCall, tool: FunctionTool | None) -> Callable[[ToolOutcome], None]:
+        """Start the run's ``execute_tool`` span; the returned function ends it with the outcome."""
+        return self.tools.start(call, tool)
+
     def end(self, error: BaseException | None = None, error_type: str | None = None) -> None:
-        """End the open step span and the chat span (once)."""
+        """End the open tool and step spans and the chat span (once)."""
         from opentelemetry.trace import Status, StatusCode
 
         with self.lock:
@@ -61,6 +81,7 @@ class ChatRecording:
         if error is not None:
             error_type = error.reason if isinstance(error, RxAllmError) else type(error).__qualname__
             self.span.set_status(Status(StatusCode.ERROR, redact(str(error))))
+        self.tools.close(error_type or "cancelled")
         for span in (self.step, self.span):
             if span is not None:
                 if error_type is not None:
