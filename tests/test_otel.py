@@ -486,6 +486,8 @@ async def test_disposing_a_chat_ends_its_running_tool_span_as_cancelled(telemetr
     assert dict(tool.attributes or {})["error.type"] == "cancelled"
     assert dict(agent.attributes or {})["error.type"] == "cancelled"
     assert children_of(agent, [tool])
-    await asyncio.sleep(0)  # the cancellation reaches the task on the loop's next turn
-    await asyncio.sleep(0)
+    for _ in range(10):  # the cancellation reaches the tool's task within a few turns of the loop
+        if cancelled:
+            break
+        await asyncio.sleep(0)
     assert cancelled == [True]
