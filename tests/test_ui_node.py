@@ -8,7 +8,8 @@ every chunk against its schema) and ``readUIMessageStream``, and ``@ag-ui/client
 ``HttpAgent``, assemble the messages and the Node tests assert them. ``/responses/api/chat``,
 ``/anthropic/api/chat`` and ``/gemini/api/chat`` answer through those providers' emulated
 APIs with reasoning on and a tool the browser runs (``@ai-sdk/react``'s ``Chat``, the class
-``useChat`` wraps, sends files, runs the tool and sends the follow-up the emulator validates).
+``useChat`` wraps, sends files, runs the tool and sends the follow-up the emulator validates);
+``/<provider>/api/agui`` likewise for ``HttpAgent``, which declares the tool itself.
 The Node packages come from ``web/package-lock.json`` (``npm ci`` in ``.ci/run``).
 """
 
@@ -96,6 +97,7 @@ async def server() -> AsyncIterator[str]:
         for provider in ("responses", "anthropic", "gemini"):
             handler = ai_sdk_handler(thinking_engine(emulator, provider), tools=[WEATHER])
             app.router.add_post(f"/{provider}/api/chat", handler)
+            app.router.add_post(f"/{provider}/api/agui", ag_ui_handler(thinking_engine(emulator, provider)))
         async with serving(app) as url:
             yield url
 
@@ -119,4 +121,4 @@ async def test_node_clients_assemble_our_streams(server: str) -> None:
     report = output.decode()
     assert process.returncode == 0, report
     assert "# fail 0" in report, report
-    assert "# pass 23" in report, report
+    assert "# pass 32" in report, report

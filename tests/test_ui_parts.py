@@ -9,11 +9,9 @@ from the browser's messages means the rebuilt request was valid.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -21,17 +19,27 @@ import pytest
 from aiohttp import web
 from helpers import EMULATED_KEY, thinking_engine
 from reactivex import operators as ops
-from ui_support import serving, ui_message
+from ui_support import (
+    EXPECTED_IMAGE,
+    PNG,
+    PNG_URL,
+    REDACTED,
+    SENT_IMAGE,
+    SIGNED,
+    SIGNED_CALL,
+    SIGNED_SCRIPT,
+    assert_continues_signed,
+    assert_restored,
+    serving,
+    ui_message,
+)
 
 import rx_allm as allm
 from rx_allm.errors import ValidationError
-from rx_allm.models import Reasoning
 from rx_allm.testing import ProviderEmulator, Reply, ToolCallSpec, fake_engine
 from rx_allm.ui import ai_sdk_frames, ai_sdk_handler, messages_from_ai_sdk
 from rx_allm.ui._encoder import error_text
 
-PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR").decode()
-PNG_URL = f"data:image/png;base64,{PNG}"
 PROVIDERS = ("openai", "responses", "anthropic", "gemini")
 
 
@@ -110,14 +118,6 @@ def test_a_file_in_a_system_message_is_refused() -> None:
 
 
 # -- provider data out (the stream) and back (the next request) ---------------------------------------
-SIGNED = {"text": "Think.", "signature": "sig-1", "provider": "anthropic"}
-REDACTED = {"redacted": "opaque-data", "provider": "anthropic"}
-SIGNED_CALL = {
-    "id": "call_1",
-    "name": "lookup",
-    "arguments": {"q": "rx"},
-    "metadata": {"thought_signature": "ts-1"},
-}
 
 
 def frames_of(script: list[Any]) -> list[dict[str, Any]]:
@@ -142,22 +142,9 @@ def test_reasoning_end_and_the_tool_call_carry_what_the_provider_needs_back() ->
 
 
 def test_a_browser_round_trip_restores_reasoning_and_call_metadata_exactly() -> None:
-    script = [
-        ("reasoning", SIGNED),
-        ("reasoning", REDACTED),
-        ("text", "Looking."),
-        ("tool_call", SIGNED_CALL),
-    ]
-    direct = asyncio.run(allm.chat(fake_engine(script), "hi", mode="manual"))
-    answered = ui_message(frames_of(script), outputs={"call_1": {"hits": 3}})
+    answered = ui_message(frames_of(SIGNED_SCRIPT), outputs={"call_1": {"hits": 3}})
     thread = messages_from_ai_sdk({"messages": [user_parts(text("hi"))["messages"][0], answered]})
-    _, assistant, result = thread.messages
-    streamed = direct.thread.messages[1]
-    assert assistant.reasoning == streamed.reasoning == [Reasoning(**SIGNED), Reasoning(**REDACTED)]
-    assert (
-        assistant.tool_calls[0].metadata == streamed.tool_calls[0].metadata == {"thought_signature": "ts-1"}
-    )
-    assert (assistant.text, result.tool_call_id, result.text) == ("Looking.", "call_1", '{"hits":3}')
+    assert_restored(thread.messages)
 
 
 def test_a_steps_data_part_becomes_its_messages_metadata() -> None:
@@ -221,21 +208,6 @@ async def exchange(emulator: ProviderEmulator, provider: str, tools: list[Any]) 
         yield url
 
 
-#: Where each API's request body has the user's content, and the image in its shape.
-SENT_IMAGE: dict[str, Callable[[Any], Any]] = {
-    "openai": lambda body: body["messages"][-1]["content"][1],
-    "responses": lambda body: body["input"][-1]["content"][1],
-    "anthropic": lambda body: body["messages"][-1]["content"][1],
-    "gemini": lambda body: body["contents"][-1]["parts"][1],
-}
-EXPECTED_IMAGE = {
-    "openai": {"type": "image_url", "image_url": {"url": PNG_URL}},
-    "responses": {"type": "input_image", "image_url": PNG_URL},
-    "anthropic": {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
-    "gemini": {"inlineData": {"mimeType": "image/png", "data": PNG}},
-}
-
-
 @pytest.mark.asyncio
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_an_image_from_use_chat_reaches_each_provider_in_its_shape(provider: str) -> None:
@@ -286,15 +258,4 @@ async def test_reasoning_then_a_client_tool_continues_validly_from_the_browsers_
     assert emulator.posts() == 2
     assert EMULATED_KEY.encode() not in raw and EMULATED_KEY not in json.dumps(chunks)
     follow_up = emulator.requests[1].json
-    if provider == "anthropic":
-        blocks = follow_up["messages"][1]["content"]
-        assert [b["type"] for b in blocks] == ["thinking", "text", "tool_use"]
-        assert blocks[0]["thinking"] == "The user wants weather." and blocks[0]["signature"]
-        assert follow_up["thinking"]["type"] == "enabled"  # kept: the turn it continues is signed
-    if provider == "gemini":
-        call = follow_up["contents"][1]["parts"][-1]
-        assert call["thoughtSignature"] != "skip_thought_signature_validator"  # the one Gemini issued
-    if provider == "responses":
-        kinds = [item.get("type", "message") for item in follow_up["input"]]
-        assert kinds == ["message", "reasoning", "message", "function_call", "function_call_output"]
-        assert follow_up["input"][2]["id"]  # the message item the reasoning item precedes
+    assert_continues_signed(provider, follow_up)

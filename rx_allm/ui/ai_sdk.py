@@ -26,6 +26,7 @@ from reactivex import Observable
 
 from rx_allm.models import ToolCall
 from rx_allm.ui._encoder import Chunk, FrameEncoder, error_text, jsonable
+from rx_allm.ui._inbound import METADATA_KEY
 from rx_allm.ui.framing import SSE_DONE, frames, sse_frames
 
 #: Response headers of a UI message stream.
@@ -47,10 +48,6 @@ FINISH_REASONS = {
     "other": "other",
 }
 
-#: The ``providerMetadata`` key of what a provider needs back: a reasoning part's
-#: :class:`~rx_allm.models.Reasoning` fields (signature, redacted data, item id, encrypted
-#: content, provider) and a tool part's ``ToolCall.metadata`` (thought signature, item id).
-METADATA_KEY = "rx_allm"
 #: The data part of a step whose message the adapter kept data on (``Message.metadata``: a
 #: Responses message item id, which the reasoning item before it needs back).
 DATA_PART = f"data-{METADATA_KEY}"

@@ -6,8 +6,8 @@ Per UIMessage (``{id, role, parts}``):
 * ``user``: the text parts joined; with ``file`` parts, a list of content parts in order —
   text parts, and each file as the library's image part (``{"type": "image_url",
   "image_url": {"url": ...}}``, which every adapter sends in its provider's shape). Only
-  images go (:data:`IMAGE_TYPES`, as a base64 ``data:`` URL or an ``http(s):`` URL); any
-  other file is refused, naming its media type;
+  images go (:data:`~rx_allm.ui.IMAGE_TYPES`, as a base64 ``data:`` URL or an ``http(s):``
+  URL); any other file is refused, naming its media type;
 * ``assistant``: split into steps at ``step-start`` parts; each step becomes one assistant
   message (its text, tool calls and reasoning), then one tool message per tool part that has an
   output (``output-available``: the output as JSON text; ``output-error``: the error text).
@@ -27,21 +27,16 @@ tool part without its ``toolCallId`` or input, provider data of the wrong shape)
 
 from __future__ import annotations
 
-from base64 import b64decode
 from typing import Any
-
-import pydantic
 
 from rx_allm.models import Message, Reasoning, ToolCall, system, tool_result, user
 from rx_allm.orchestration import Thread
 from rx_allm.ui._encoder import result_text
-from rx_allm.ui.ai_sdk import DATA_PART, METADATA_KEY
+from rx_allm.ui._inbound import METADATA_KEY, image_part, kept_data, restored_reasoning
+from rx_allm.ui.ai_sdk import DATA_PART
 from rx_allm.ui.request_body import field, items, json_object, refuse
 
 _ANSWERED = ("output-available", "output-error")
-#: The file types a user message may carry: the images OpenAI and Anthropic both take
-#: (Gemini documents no GIF: it answers for that one itself).
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
 def messages_from_ai_sdk(body: dict[str, Any] | str | bytes) -> Thread:
@@ -96,27 +91,8 @@ def _content_parts(parts: list[dict[str, Any]], path: str) -> list[dict[str, Any
 
 def _image_part(part: dict[str, Any], where: str) -> dict[str, Any]:
     """A UI ``file`` part as the library's image part; any file that is not an image is refused."""
-    media_type = field(part, "mediaType", str, where).lower()
-    url = field(part, "url", str, where)
-    if media_type not in IMAGE_TYPES:
-        raise refuse(
-            f"{where}.mediaType",
-            f"cannot send a file of type {media_type} to the model: images only ({', '.join(IMAGE_TYPES)})",
-        )
-    scheme = url.partition(":")[0].lower()
-    if scheme in ("http", "https"):
-        return {"type": "image_url", "image_url": {"url": url}}
-    if scheme != "data":
-        raise refuse(f"{where}.url", f"a {scheme}: URL cannot be sent: data:, http: or https: only")
-    head, _, data = url[len("data:") :].partition(",")
-    try:
-        if "base64" not in head.lower().split(";"):
-            raise ValueError
-        b64decode(data, validate=True)
-    except ValueError:  # binascii.Error included
-        raise refuse(f"{where}.url", "not a base64 data: URL") from None
-    # The part's media type names the image (a data: URL's own may be application/octet-stream).
-    return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{data}"}}
+    media_type = field(part, "mediaType", str, where)
+    return image_part(field(part, "url", str, where), media_type, f"{where}.mediaType", f"{where}.url")
 
 
 def _assistant(parts: list[dict[str, Any]], path: str) -> list[Message]:
@@ -160,9 +136,7 @@ def _provider_data(part: dict[str, Any], name: str, where: str) -> dict[str, Any
     """``part[name][METADATA_KEY]`` (what our stream sent along), or None when the part has none."""
     metadata = part.get(name)
     data = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
-    if data is not None and not isinstance(data, dict):
-        raise refuse(f"{where}.{name}.{METADATA_KEY}", "not a JSON object")
-    return data
+    return None if data is None else kept_data(data, f"{where}.{name}.{METADATA_KEY}")
 
 
 def _reasoning(part: dict[str, Any], where: str) -> list[Reasoning]:
@@ -171,12 +145,8 @@ def _reasoning(part: dict[str, Any], where: str) -> list[Reasoning]:
     if data is None:
         return []  # display-only
     text = part.get("text")
-    try:
-        return [Reasoning.model_validate({**data, "text": text if isinstance(text, str) else ""})]
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        at = ".".join(str(p) for p in first["loc"])
-        raise refuse(f"{where}.providerMetadata.{METADATA_KEY}.{at}", first["msg"].lower()) from None
+    at = f"{where}.providerMetadata.{METADATA_KEY}"
+    return [restored_reasoning(data, text if isinstance(text, str) else "", at)]
 
 
 def _tool_part(part: dict[str, Any], kind: str, where: str) -> tuple[ToolCall, Message] | None:
