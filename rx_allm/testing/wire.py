@@ -38,6 +38,7 @@ import json
 import random
 import re
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -179,21 +180,16 @@ def estimate_tokens(text: str) -> int:
 
 def _request_text(request: dict[str, Any]) -> str:
     """Every string a request body holds under its message keys (for the input count)."""
-    parts: list[str] = []
+    keys = ("messages", "input", "contents", "system", "systemInstruction", "instructions")
+    return " ".join(text for key in keys for text in _strings(request.get(key)))
 
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            parts.append(value)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
 
-    for key in ("messages", "input", "contents", "system", "systemInstruction", "instructions"):
-        walk(request.get(key))
-    return " ".join(parts)
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict | list):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _strings(item)
 
 
 @dataclass(frozen=True)
