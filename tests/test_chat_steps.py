@@ -143,7 +143,7 @@ async def test_a_chat_disposed_during_its_tool_leaves_no_cycles() -> None:
     @allm.tool(name="slow")
     async def slow() -> str:
         started.set()
-        await asyncio.sleep(30)
+        await asyncio.Event().wait()  # never set: only the disposal ends this tool
         return "never"
 
     call = [("tool_call", {"id": "c1", "name": "slow", "arguments": {}}), ("finish", "tool_calls")]

@@ -61,7 +61,6 @@ class ChatPlan:
     thread: Thread
     toolbox: Toolbox
     options: ChatOptions
-    on_event: OnEvent | None
     keep: Callable[[Event], bool]
 
 
@@ -112,7 +111,6 @@ def stream_chat(
         thread=thread,
         toolbox=toolbox,
         options=chat_opts,
-        on_event=on_event,
         keep=event_filter(emit_text_deltas, emit_tool_deltas, include_raw_chunks),
     )
     first_step = requests.first()  # built now: the adapter's pre-flight errors raise here too
@@ -333,7 +331,7 @@ class ChatRun(abc.ObserverBase[Event], abc.DisposableBase):
 
     def _emit_all(self, events: list[Event]) -> bool:
         """Emit orchestration events (``on_event`` first); False when the chat ended meanwhile."""
-        on_event = self.plan.on_event
+        on_event = self.plan.requests.on_event  # the steps' on_event sees these events too
         for event in events:
             if self.ended:
                 return False
